@@ -1,0 +1,108 @@
+"""RFC 8785 JSON Canonicalization Scheme, strict.
+
+We hash and sign bytes, not objects: an entry is canonicalized once and those exact bytes are
+stored, hashed and served. Floats are refused (credits are integer hundredths), so every number
+is an integer inside the IEEE-754 exact range, and ``parse_canonical`` refuses any input whose
+bytes are not already canonical, has duplicate keys, or is not UTF-8.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import rfc8785
+
+from creditbank.errors import InvalidInputError, NonCanonicalError, TooLargeError
+
+MAX_SAFE_INT = 2**53 - 1
+
+
+def _check_value(value: Any, depth: int = 0) -> None:
+    if depth > 32:
+        raise InvalidInputError("JSON nested too deeply", code="input.too_deep")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            raise InvalidInputError("integer outside the exact JSON range", code="input.big_int")
+        return
+    if isinstance(value, float):
+        raise InvalidInputError("floats are not allowed; use integers", code="input.float")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInputError("object keys must be strings", code="input.key_type")
+            _check_value(v, depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for v in value:
+            _check_value(v, depth + 1)
+        return
+    raise InvalidInputError(f"cannot encode {type(value).__name__}", code="input.type")
+
+
+def canonicalize(value: Any) -> bytes:
+    """Return the RFC 8785 bytes of ``value`` (no floats, integers within 2**53).
+
+    Raises:
+        InvalidInputError: if the value holds a float, a huge integer or a foreign type.
+    """
+    _check_value(value)
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as e:
+        raise InvalidInputError(f"cannot canonicalize: {e}", code="input.json") from e
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise InvalidInputError(f"duplicate key {k!r} in JSON", code="input.duplicate_key")
+        out[k] = v
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise InvalidInputError(f"{name} is not JSON", code="input.json")
+
+
+def parse_json_strict(data: bytes, *, max_size: int = 1 << 20) -> Any:
+    """Parse UTF-8 JSON, refusing duplicate keys, NaN/Infinity, floats and oversize input.
+
+    Raises:
+        TooLargeError: if ``data`` is longer than ``max_size``.
+        InvalidInputError: if it is not UTF-8 JSON of the allowed shape.
+    """
+    if len(data) > max_size:
+        raise TooLargeError(f"JSON document of {len(data)} bytes exceeds {max_size}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInputError("JSON is not valid UTF-8", code="input.not_utf8") from e
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_float=lambda s: _no_constants(f"float {s}"),
+        )
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(f"malformed JSON: {e.msg} at {e.pos}", code="input.json") from e
+    _check_value(value)
+    return value
+
+
+def parse_canonical(data: bytes, *, max_size: int = 1 << 20) -> Any:
+    """Parse JSON that must already be in RFC 8785 form, byte for byte.
+
+    Raises:
+        TooLargeError: if ``data`` is too long.
+        InvalidInputError: if it is not strict JSON.
+        NonCanonicalError: if re-canonicalizing would change a byte.
+    """
+    value = parse_json_strict(data, max_size=max_size)
+    if canonicalize(value) != data:
+        raise NonCanonicalError("JSON is not in RFC 8785 canonical form")
+    return value
