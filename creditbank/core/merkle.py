@@ -55,7 +55,7 @@ def _largest_power_of_two_below(n: int) -> int:
 
 
 def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0 or size > MAX_TREE_SIZE:
+    if type(size) is not int or not 0 <= size <= MAX_TREE_SIZE:
         raise InvalidInputError(f"tree size out of range: {size!r}", code="merkle.bad_size")
 
 
@@ -175,7 +175,7 @@ def inclusion_plan(index: int, size: int) -> list[tuple[int, int]]:
         InvalidInputError: unless ``0 <= index < size``.
     """
     _check_size(size)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+    if type(index) is not int or not 0 <= index < size:
         raise InvalidInputError(
             f"index {index} is not in a tree of size {size}", code="merkle.bad_index"
         )
@@ -283,7 +283,7 @@ def _check_proof(proof: Sequence[bytes]) -> None:
     if len(proof) > MAX_PROOF_HASHES:
         raise ProofFormatError(f"proof has {len(proof)} hashes; at most {MAX_PROOF_HASHES}")
     for p in proof:
-        if not isinstance(p, bytes | bytearray) or len(p) != HASH_SIZE:
+        if type(p) not in (bytes, bytearray) or len(p) != HASH_SIZE:
             raise ProofFormatError("every proof hash must be exactly 32 bytes")
 
 

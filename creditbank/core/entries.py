@@ -1,0 +1,232 @@
+"""Ledger entries: the signed, canonical bytes that the Merkle log commits to.
+
+An entry is the RFC 8785 (JCS) encoding of::
+
+    {"v":1,"type":T,"issuer":ID,"key_id":K,"at":RFC3339Z,"body":{...},"sig":B64}
+
+``sig`` is the issuer's Ed25519 signature over the JCS bytes of the same object without
+``sig``. Because JCS serializes members independently and in sorted order, those signed bytes
+are exactly the stored bytes with the member ``,"sig":"…"`` cut out; we use that identity to
+avoid re-serializing on the hot path (it is checked against a fresh canonicalization in tests).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from creditbank.core.canonical import canonicalize, parse_canonical
+from creditbank.core.signing import (
+    Signer,
+    b64decode,
+    b64encode,
+    entry_key_id,
+    verify_signature,
+)
+from creditbank.errors import InvalidInputError, TooLargeError, UnsupportedVersionError
+
+ENTRY_VERSION: Final = 1
+MEDIA_TYPE: Final = "application/vnd.creditbank.entry.v1+json"
+MAX_ENTRY_SIZE: Final = 64 * 1024
+
+ENTRY_TYPES: Final = frozenset(
+    {
+        "institution.registered",
+        "institution.key_added",
+        "institution.key_revoked",
+        "institution.closed",
+        "record.posted",
+        "record.corrected",
+        "record.revoked",
+        "rules.published",
+        "conversion.decided",
+        "conversion.voided",
+        "transcript.issued",
+        "transcript.revoked",
+    }
+)
+REGISTRY_TYPES: Final = frozenset(t for t in ENTRY_TYPES if t.startswith("institution."))
+#: Entry types whose contents are about one learner and are not public (DESIGN.md §2).
+PRIVATE_TYPES: Final = frozenset(
+    t for t in ENTRY_TYPES if t.split(".")[0] in {"record", "conversion", "transcript"}
+)
+
+_FIELDS: Final = frozenset({"v", "type", "issuer", "key_id", "at", "body", "sig"})
+_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+_KEY_ID_RE: Final = re.compile(r"^ed25519:[0-9a-f]{16}$")
+_AT_RE: Final = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?Z$")
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 UTC with ``Z``; microseconds only when non-zero.
+
+    Raises:
+        InvalidInputError: if ``t`` is naive.
+    """
+    if t.tzinfo is None:
+        raise InvalidInputError("timestamps must be timezone-aware", code="entry.naive_time")
+    t = t.astimezone(UTC)
+    if t.microsecond:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse the restricted RFC 3339 form used in entries (UTC, ``Z``).
+
+    Raises:
+        InvalidInputError: if the text is not of that form or not a real instant.
+    """
+    m = _AT_RE.match(text) if type(text) is str else None
+    if m is None:
+        raise InvalidInputError(f"bad timestamp {text!r}; want RFC 3339 UTC", code="entry.bad_at")
+    frac = m.group(7)
+    micro = int((frac[1:] + "000000")[:6]) if frac else 0
+    try:
+        y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+        return datetime(y, mo, d, h, mi, s, micro, tzinfo=UTC)
+    except ValueError as e:
+        raise InvalidInputError(f"bad timestamp {text!r}", code="entry.bad_at") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A parsed, canonical ledger entry. ``raw`` are the exact stored bytes."""
+
+    type: str
+    issuer: str
+    key_id: str
+    at: str
+    body: Mapping[str, Any] = field(hash=False, compare=False)
+    sig: bytes
+    raw: bytes
+
+    @property
+    def at_time(self) -> datetime:
+        """The signer's claimed time as a datetime."""
+        return parse_time(self.at)
+
+    @property
+    def signed_bytes(self) -> bytes:
+        """The bytes the signature covers: ``raw`` without the ``sig`` member."""
+        return signed_part(self.raw, self.sig)
+
+
+def signed_part(raw: bytes, sig: bytes) -> bytes:
+    """Cut ``,"sig":"…"`` out of canonical entry bytes (see the module docstring).
+
+    Raises:
+        InvalidInputError: if the member is not where JCS puts it.
+    """
+    member = b',"sig":"' + b64encode(sig).encode("ascii") + b'"'
+    pos = raw.find(member)
+    if pos < 0 or raw.find(member, pos + 1) >= 0:
+        raise InvalidInputError("entry has no unique sig member", code="entry.bad_sig")
+    return raw[:pos] + raw[pos + len(member) :]
+
+
+def build_entry(
+    type_: str, issuer: str, key_id: str, at: datetime | str, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Build an unsigned entry object, validating the envelope.
+
+    Raises:
+        InvalidInputError: if any envelope field is malformed.
+    """
+    obj: dict[str, Any] = {
+        "v": ENTRY_VERSION,
+        "type": type_,
+        "issuer": issuer,
+        "key_id": key_id,
+        "at": at if isinstance(at, str) else format_time(at),
+        "body": dict(body),
+    }
+    _check_envelope({**obj, "sig": ""}, check_sig=False)
+    return obj
+
+
+def sign_entry(unsigned: Mapping[str, Any], signer: Signer) -> bytes:
+    """Sign an unsigned entry object and return the canonical entry bytes.
+
+    Raises:
+        InvalidInputError: if the entry is malformed or its key id is not the signer's.
+    """
+    if "sig" in unsigned:
+        raise InvalidInputError("entry is already signed", code="entry.signed_twice")
+    obj = dict(unsigned)
+    _check_envelope({**obj, "sig": ""}, check_sig=False)
+    if obj["key_id"] != entry_key_id(signer.public_bytes):
+        raise InvalidInputError("key_id does not name the signing key", code="entry.key_id")
+    message = canonicalize(obj)
+    obj["sig"] = b64encode(signer.sign(message))
+    raw = canonicalize(obj)
+    if len(raw) > MAX_ENTRY_SIZE:
+        raise TooLargeError(f"entry of {len(raw)} bytes exceeds {MAX_ENTRY_SIZE}")
+    return raw
+
+
+def _check_envelope(obj: Mapping[str, Any], *, check_sig: bool = True) -> None:
+    if not isinstance(obj, Mapping):
+        raise InvalidInputError("entry must be a JSON object", code="entry.not_object")
+    v = obj.get("v")
+    if v != ENTRY_VERSION or isinstance(v, bool):
+        raise UnsupportedVersionError(f"unsupported entry version {v!r}; this is v1")
+    keys = set(obj)
+    if keys != _FIELDS:
+        missing, extra = sorted(_FIELDS - keys), sorted(keys - _FIELDS)
+        raise InvalidInputError(
+            f"entry fields wrong (missing {missing}, unknown {extra})", code="entry.fields"
+        )
+    if obj["type"] not in ENTRY_TYPES:
+        raise InvalidInputError(f"unknown entry type {obj['type']!r}", code="entry.unknown_type")
+    if not isinstance(obj["issuer"], str) or not _ID_RE.match(obj["issuer"]):
+        raise InvalidInputError("issuer must be an institution id", code="entry.issuer")
+    if not isinstance(obj["key_id"], str) or not _KEY_ID_RE.match(obj["key_id"]):
+        raise InvalidInputError("key_id must be ed25519:<16 hex>", code="entry.key_id")
+    parse_time(obj["at"])
+    if not isinstance(obj["body"], dict):
+        raise InvalidInputError("body must be a JSON object", code="entry.body")
+    if check_sig and not isinstance(obj["sig"], str):
+        raise InvalidInputError("sig must be base64 text", code="entry.bad_sig")
+
+
+def parse_entry(raw: bytes) -> Entry:
+    """Parse entry bytes strictly: size, UTF-8, no duplicate keys, canonical, v1, envelope.
+
+    Raises:
+        TooLargeError: if larger than ``MAX_ENTRY_SIZE``.
+        UnsupportedVersionError: if ``v`` is not 1.
+        NonCanonicalError: if the bytes are not RFC 8785 canonical.
+        InvalidInputError: for any other malformation.
+    """
+    if len(raw) > MAX_ENTRY_SIZE:
+        raise TooLargeError(f"entry of {len(raw)} bytes exceeds {MAX_ENTRY_SIZE}")
+    obj = parse_canonical(bytes(raw), max_size=MAX_ENTRY_SIZE)
+    if not isinstance(obj, dict):
+        raise InvalidInputError("entry must be a JSON object", code="entry.not_object")
+    _check_envelope(obj)
+    sig = b64decode(obj["sig"], what="entry signature")
+    return Entry(
+        type=obj["type"],
+        issuer=obj["issuer"],
+        key_id=obj["key_id"],
+        at=obj["at"],
+        body=obj["body"],
+        sig=sig,
+        raw=bytes(raw),
+    )
+
+
+def verify_entry_signature(entry: Entry, public: bytes) -> None:
+    """Verify the entry's signature with the raw Ed25519 public key of ``key_id``.
+
+    Raises:
+        SignatureError: if the signature does not verify.
+        InvalidInputError: if the key does not match ``key_id``.
+    """
+    if entry_key_id(public) != entry.key_id:
+        raise InvalidInputError("public key does not match the entry key_id", code="entry.key_id")
+    verify_signature(public, entry.signed_bytes, entry.sig)
