@@ -142,3 +142,14 @@ class StorageError(CreditBankError):
 class ConfigurationError(CreditBankError):
     code = "config.invalid"
     title = "Configuration error"
+
+
+class BatchRejected(InvalidInputError):  # noqa: N818 - a rejection, reported as such
+    """A batch of entries was refused as a whole; ``items`` lists every failing item."""
+
+    code = "batch.rejected"
+    title = "Batch rejected"
+
+    def __init__(self, message: str, items: list[dict[str, object]], **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.items = items

@@ -1,0 +1,37 @@
+"""Settings: every option is ``CREDITBANK_*`` in the environment, mirrored by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """creditbank configuration (pydantic-settings)."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITBANK_", extra="ignore")
+
+    home: Path = Field(default=Path(".creditbank"), description="keys, SQLite database, files")
+    database_url: str | None = Field(default=None, description="PostgreSQL URL; default SQLite")
+    origin: str = Field(default="creditbank.localhost/log", description="checkpoint origin")
+    bank_id: str = Field(default="BANK", description="the bank's own institution id")
+    bank_name_zh: str = "学分银行"
+    bank_name_en: str = "Credit Bank"
+    checkpoint_interval: float = Field(default=1.0, description="seconds from append to checkpoint")
+    sqlite_synchronous: str = Field(default="FULL", description="SQLite synchronous pragma")
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in use: PostgreSQL if configured, else SQLite in the home."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'creditbank.db').resolve()}"

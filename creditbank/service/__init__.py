@@ -1,0 +1,1 @@
+"""Use cases: the imperative shell around the pure core."""

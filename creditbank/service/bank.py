@@ -1,0 +1,115 @@
+"""Composition root: settings → engine, keys, ledger. Also ``init`` and bank-authored entries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from creditbank.config import Settings
+from creditbank.core.entries import build_entry, sign_entry
+from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id, format_verifier_key
+from creditbank.errors import ConfigurationError
+from creditbank.service.clock import Clock, SystemClock
+from creditbank.service.keys import ISSUER_KEY, LOG_KEY, generate_key_file, load_key_file
+from creditbank.service.ledger import Ledger
+from creditbank.storage import ledger_repo
+from creditbank.storage.engine import make_engine
+from creditbank.storage.migrate import is_initialised, upgrade
+
+
+@dataclass
+class Bank:
+    """Everything a running creditbank needs, built from :class:`Settings`."""
+
+    settings: Settings
+    engine: Engine
+    ledger: Ledger
+    issuer: Ed25519Signer
+    log_signer: Ed25519Signer
+    clock: Clock
+
+    @property
+    def verifier_key(self) -> str:
+        """The log's C2SP verifier key ``origin+hex8+base64``."""
+        return format_verifier_key(self.settings.origin, self.log_signer.public_bytes)
+
+    def bank_entry(self, type_: str, body: Mapping[str, Any]) -> bytes:
+        """Build and sign an entry authored by the bank (issuer key)."""
+        unsigned = build_entry(
+            type_,
+            self.settings.bank_id,
+            entry_key_id(self.issuer.public_bytes),
+            self.clock.now(),
+            body,
+        )
+        return sign_entry(unsigned, self.issuer)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_bank(settings: Settings, *, clock: Clock | None = None, pool: bool = True) -> Bank:
+    """Open an initialised home.
+
+    Raises:
+        ConfigurationError: if the home or database is not initialised or keys are bad.
+    """
+    log_name, log_signer = load_key_file(settings.keys_dir / LOG_KEY)
+    _, issuer = load_key_file(settings.keys_dir / ISSUER_KEY)
+    if log_name != settings.origin:
+        raise ConfigurationError(
+            f"log key is named {log_name!r} but the origin is {settings.origin!r}"
+        )
+    engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous, pool=pool)
+    if not is_initialised(engine):
+        raise ConfigurationError("database is not initialised; run `creditbank init`")
+    clk = clock or SystemClock()
+    ledger = Ledger(
+        engine,
+        bank_id=settings.bank_id,
+        origin=settings.origin,
+        log_signer=log_signer,
+        clock=clk,
+        checkpoint_interval=settings.checkpoint_interval,
+    )
+    return Bank(settings, engine, ledger, issuer, log_signer, clk)
+
+
+def init_home(settings: Settings, *, clock: Clock | None = None) -> Bank:
+    """Create the home, keys (0600, never overwritten), schema and the genesis entry.
+
+    Raises:
+        ConflictError: if keys already exist.
+        ConfigurationError: if the database cannot be prepared.
+    """
+    settings.home.mkdir(parents=True, exist_ok=True)
+    generate_key_file(settings.keys_dir / LOG_KEY, settings.origin)
+    generate_key_file(settings.keys_dir / ISSUER_KEY, settings.bank_id)
+    engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous)
+    upgrade(engine)
+    clk = clock or SystemClock()
+    with engine.begin() as conn:
+        ledger_repo.ensure_head(conn, "1970-01-01T00:00:00Z")
+    engine.dispose()
+    bank = open_bank(settings, clock=clk)
+    if bank.ledger.head().size == 0:
+        genesis = bank.bank_entry(
+            "institution.registered",
+            {
+                "institution_id": settings.bank_id,
+                "kind": "credit_bank",
+                "name_zh": settings.bank_name_zh,
+                "name_en": settings.bank_name_en,
+                "keys": [
+                    {
+                        "key_id": entry_key_id(bank.issuer.public_bytes),
+                        "public_key": b64encode(bank.issuer.public_bytes),
+                    }
+                ],
+            },
+        )
+        bank.ledger.append([genesis], publish=True)
+    return bank

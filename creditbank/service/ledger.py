@@ -1,0 +1,438 @@
+"""The ledger use cases: append (sequenced, batched, durable), publish, prove, read.
+
+Sequencing: every append is one transaction that first takes the head lock (``BEGIN
+IMMEDIATE`` on SQLite, ``SELECT … FOR UPDATE`` of the single head row on PostgreSQL), so
+indexes are contiguous and never reused across processes and API workers. Within one process
+:class:`GroupCommitter` merges concurrent requests into one transaction (group commit).
+
+Signatures are verified before the lock is taken (CPU work in parallel, outside the critical
+section); under the lock only the key's validity is re-checked against the registry.
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from creditbank.core import merkle
+from creditbank.core.checkpoint import Checkpoint, sign_checkpoint
+from creditbank.core.entries import REGISTRY_TYPES, Entry, format_time, parse_entry
+from creditbank.core.registry import Registry
+from creditbank.core.signing import Signer, load_public_key, verify_signature
+from creditbank.errors import (
+    BatchRejected,
+    CreditBankError,
+    InconsistentLogError,
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+)
+from creditbank.service.clock import Clock
+from creditbank.storage import ledger_repo as repo
+from creditbank.storage.engine import IMMEDIATE
+
+#: most entries accepted in one request
+MAX_BATCH = 10_000
+
+#: a hook that checks an entry's body against the stored state and returns its subject
+Validator = Callable[[Connection, Entry, "Registry"], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOutcome:
+    index: int
+    leaf_hash: bytes
+    duplicate: bool
+
+
+class Ledger:
+    """The bank's append-only log over one database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        bank_id: str,
+        origin: str,
+        log_signer: Signer,
+        clock: Clock,
+        checkpoint_interval: float = 1.0,
+        validator: Validator | None = None,
+    ) -> None:
+        self.engine = engine
+        self.bank_id = bank_id
+        self.origin = origin
+        self.log_signer = log_signer
+        self.clock = clock
+        self.checkpoint_interval = checkpoint_interval
+        self.validator = validator
+        self._registry: Registry | None = None
+        self._registry_count = -1
+        self._mutex = threading.Lock()
+        self._last_publish = float("-inf")
+        self._pubkeys: dict[bytes, Ed25519PublicKey] = {}
+
+    # -- helpers --------------------------------------------------------------------------
+    def _now(self) -> str:
+        return format_time(self.clock.now())
+
+    def _pub(self, raw: bytes) -> Ed25519PublicKey:
+        key = self._pubkeys.get(raw)
+        if key is None:
+            key = self._pubkeys[raw] = load_public_key(raw)
+        return key
+
+    def _registry_for(self, conn: Connection, head: repo.Head) -> Registry:
+        if self._registry is None or self._registry_count != head.registry_count:
+            reg = Registry(self.bank_id)
+            for raw in repo.registry_entries(conn):
+                e = parse_entry(raw)
+                reg.authorize(e)
+                reg.apply(e)
+            self._registry, self._registry_count = reg, head.registry_count
+        return self._registry
+
+    def registry(self) -> Registry:
+        """The current institution registry (read from the log)."""
+        with self.engine.connect() as conn:
+            return copy.deepcopy(self._registry_for(conn, repo.read_head(conn)))
+
+    # -- append ---------------------------------------------------------------------------
+    def append(self, raws: Sequence[bytes], *, publish: bool | None = None) -> list[AppendOutcome]:
+        """Append one atomic batch. Returns an outcome per entry, in order.
+
+        Raises:
+            BatchRejected: listing every failing item; nothing is written.
+            StorageError: if the database is unavailable.
+        """
+        result = self.append_many([raws], publish=publish)[0]
+        if isinstance(result, CreditBankError):
+            raise result
+        return result
+
+    def append_many(
+        self, requests: Sequence[Sequence[bytes]], *, publish: bool | None = None
+    ) -> list[list[AppendOutcome] | CreditBankError]:
+        """Append several independent atomic batches in ONE transaction (group commit).
+
+        A failing request is answered with its error and leaves no trace; the others commit.
+        """
+        prepared: list[tuple[list[Entry], dict[int, bytes]] | CreditBankError] = [
+            self._prepare(r) for r in requests
+        ]
+        results: list[list[AppendOutcome] | CreditBankError] = []
+        try:
+            with self._mutex, self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn:
+                with conn.begin():
+                    head = repo.lock_head(conn)
+                    registry = self._registry_for(conn, head)
+                    border_ids = merkle.compact_range(head.size)
+                    got = repo.fetch_nodes(conn, border_ids)
+                    border = [got[i] for i in border_ids]
+                    size, root, reg_count = head.size, head.root, head.registry_count
+                    now = self._now()
+                    pending_rows: list[dict[str, Any]] = []
+                    pending_nodes: list[tuple[int, int, bytes]] = []
+                    seen: dict[bytes, int] = {}
+                    for prep in prepared:
+                        if isinstance(prep, CreditBankError):
+                            results.append(prep)
+                            continue
+                        entries, verified = prep
+                        try:
+                            out, rows, work_reg = self._sequence(
+                                conn, entries, verified, registry, size, seen, now
+                            )
+                        except CreditBankError as e:
+                            results.append(e)
+                            continue
+                        new = [r["leaf_hash"] for r in rows]
+                        app = merkle.append_leaves(size, border, new)
+                        size, root, border = app.size, app.root, list(app.border)
+                        pending_nodes.extend(app.nodes)
+                        pending_rows.extend(rows)
+                        for r in rows:
+                            seen[r["leaf_hash"]] = r["idx"]
+                        if work_reg is not registry:
+                            registry = work_reg
+                            reg_count += sum(1 for r in rows if r["type"] in REGISTRY_TYPES)
+                        results.append(out)
+                    if pending_rows:
+                        repo.insert_entries(conn, pending_rows)
+                        repo.insert_nodes(conn, pending_nodes)
+                        repo.write_head(conn, repo.Head(size, root, reg_count), now)
+                        due = self.clock.monotonic() - self._last_publish >= self.checkpoint_interval
+                        if publish or (publish is None and due):
+                            self._publish_locked(conn, repo.Head(size, root, reg_count), now)
+                self._registry, self._registry_count = registry, reg_count
+        except CreditBankError:
+            raise
+        except Exception as e:  # sqlalchemy / driver errors
+            self._registry = None
+            if type(e).__module__.startswith(("sqlalchemy", "psycopg", "sqlite3")):
+                raise StorageError(f"ledger append failed: {type(e).__name__}") from e
+            raise
+        return results
+
+    def _prepare(self, raws: Sequence[bytes]) -> tuple[list[Entry], dict[int, bytes]] | CreditBankError:
+        """Parse every entry and verify signatures with known keys, outside the lock."""
+        if not raws:
+            return InvalidInputError("empty batch", code="batch.empty")
+        if len(raws) > MAX_BATCH:
+            return InvalidInputError(f"batch of {len(raws)} exceeds {MAX_BATCH}",
+                                     code="batch.too_large")
+        entries: list[Entry] = []
+        problems: list[dict[str, object]] = []
+        verified: dict[int, bytes] = {}
+        keys = self._registry.public_keys() if self._registry is not None else {}
+        for i, raw in enumerate(raws):
+            try:
+                e = parse_entry(raw)
+            except CreditBankError as err:
+                problems.append({"index": i, "code": err.code, "detail": err.message})
+                continue
+            entries.append(e)
+            pub = keys.get(e.key_id)
+            if pub is not None:
+                try:
+                    verify_signature(self._pub(pub), e.signed_bytes, e.sig)
+                except CreditBankError as err:
+                    problems.append({"index": i, "code": err.code, "detail": err.message})
+                    continue
+                verified[i] = pub
+        if problems:
+            return BatchRejected(f"{len(problems)} of {len(raws)} entries rejected", problems)
+        return entries, verified
+
+    def _sequence(
+        self,
+        conn: Connection,
+        entries: list[Entry],
+        verified: dict[int, bytes],
+        registry: Registry,
+        size: int,
+        seen: dict[bytes, int],
+        now: str,
+    ) -> tuple[list[AppendOutcome], list[dict[str, Any]], Registry]:
+        """Authorize and number one request's entries on top of ``size`` (under the lock)."""
+        hashes = [merkle.leaf_hash(e.raw) for e in entries]
+        existing = repo.find_by_leaf_hashes(conn, hashes)
+        work = copy.deepcopy(registry) if any(e.type in REGISTRY_TYPES for e in entries) else registry
+        out: list[AppendOutcome] = []
+        rows: list[dict[str, Any]] = []
+        problems: list[dict[str, object]] = []
+        batch_seen: dict[bytes, int] = {}
+        for i, (e, h) in enumerate(zip(entries, hashes, strict=True)):
+            dup = existing.get(h, seen.get(h, batch_seen.get(h)))
+            if dup is not None:
+                out.append(AppendOutcome(dup, h, True))
+                continue
+            try:
+                pub = work.authorize(e)
+                if verified.get(i) != pub:
+                    verify_signature(self._pub(pub), e.signed_bytes, e.sig)
+                subject = self.validator(conn, e, work) if self.validator else None
+                work.apply(e)
+            except CreditBankError as err:
+                problems.append({"index": i, "code": err.code, "detail": err.message})
+                continue
+            idx = size + len(rows)
+            batch_seen[h] = idx
+            rows.append(
+                {
+                    "idx": idx,
+                    "data": e.raw,
+                    "leaf_hash": h,
+                    "type": e.type,
+                    "issuer": e.issuer,
+                    "key_id": e.key_id,
+                    "at": e.at,
+                    "subject": subject if subject is not None else _subject(e),
+                    "ingested_at": now,
+                }
+            )
+            out.append(AppendOutcome(idx, h, False))
+        if problems:
+            raise BatchRejected(f"{len(problems)} of {len(entries)} entries rejected", problems)
+        return out, rows, work
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def publish(self, *, force: bool = False) -> repo.StoredCheckpoint | None:
+        """Sign and store a checkpoint for the current head if it grew (or ``force``).
+
+        Raises:
+            InconsistentLogError: if the head would not be consistent with the last checkpoint.
+        """
+        with self._mutex, self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn:
+            with conn.begin():
+                head = repo.lock_head(conn)
+                return self._publish_locked(conn, head, self._now(), force=force)
+
+    def _publish_locked(
+        self, conn: Connection, head: repo.Head, now: str, *, force: bool = False
+    ) -> repo.StoredCheckpoint | None:
+        last = repo.latest_checkpoint(conn)
+        self._last_publish = self.clock.monotonic()
+        if last is not None:
+            if head.size < last.size:
+                raise InconsistentLogError("head is behind the last published checkpoint")
+            if head.size == last.size:
+                if head.root != last.root:
+                    raise InconsistentLogError("head root differs from the checkpoint of its size")
+                return last if force else None
+            if last.size > 0:
+                proof = merkle.consistency_proof(
+                    last.size, head.size, lambda ids: repo.fetch_nodes(conn, ids)
+                )
+                merkle.verify_consistency(last.size, head.size, last.root, head.root, proof)
+        note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root, ()), self.origin,
+                               self.log_signer)
+        cp = repo.StoredCheckpoint(head.size, head.root, note, now)
+        repo.insert_checkpoint(conn, cp)
+        return cp
+
+    def latest_checkpoint(self) -> repo.StoredCheckpoint:
+        """Raises: NotFoundError if nothing was published yet."""
+        with self.engine.connect() as conn:
+            cp = repo.latest_checkpoint(conn)
+        if cp is None:
+            raise NotFoundError("no checkpoint has been published yet", code="log.no_checkpoint")
+        return cp
+
+    def head(self) -> repo.Head:
+        with self.engine.connect() as conn:
+            return repo.read_head(conn)
+
+    # -- proofs ---------------------------------------------------------------------------
+    def _published(self, conn: Connection, size: int) -> repo.StoredCheckpoint:
+        cp = repo.checkpoint_at(conn, size)
+        if cp is None:
+            raise InvalidInputError(
+                f"size {size} is not a published checkpoint size", code="log.unpublished_size"
+            )
+        return cp
+
+    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """Leaf hash and inclusion proof of ``index`` against the published ``size``.
+
+        Raises:
+            InvalidInputError: if ``size`` is not published or ``index`` is outside it.
+        """
+        with self.engine.connect() as conn:
+            self._published(conn, size)
+            plan = merkle.inclusion_plan(index, size)
+            ids = merkle.plan_nodes(plan)
+            nodes = repo.fetch_nodes(conn, [*ids, (0, index)])
+        return nodes[(0, index)], list(merkle.assemble(plan, nodes))
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """Consistency proof between two published sizes.
+
+        Raises:
+            InvalidInputError: if a size is not published or ``first > second``.
+        """
+        with self.engine.connect() as conn:
+            self._published(conn, first)
+            self._published(conn, second)
+            return list(
+                merkle.consistency_proof(first, second, lambda ids: repo.fetch_nodes(conn, ids))
+            )
+
+    def entry(self, index: int) -> Any:
+        """The stored row of entry ``index``.
+
+        Raises:
+            NotFoundError: if there is no such entry.
+        """
+        with self.engine.connect() as conn:
+            row = repo.get_entry(conn, index)
+        if row is None:
+            raise NotFoundError(f"no entry at index {index}", code="log.no_entry")
+        return row
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes ``[start, end)``, bounded by the latest published size.
+
+        Raises:
+            InvalidInputError: for a bad or too large range.
+        """
+        if start < 0 or end <= start or end - start > 10_000:
+            raise InvalidInputError("need 0 <= start < end, at most 10000 hashes",
+                                    code="log.bad_range")
+        with self.engine.connect() as conn:
+            cp = repo.latest_checkpoint(conn)
+            if cp is None or end > cp.size:
+                raise InvalidInputError("range goes beyond the published size",
+                                        code="log.unpublished_size")
+            return repo.leaf_hashes(conn, start, end)
+
+
+def _subject(e: Entry) -> str | None:
+    """Default subject: the learner a private entry is about."""
+    learner = e.body.get("learner")
+    return learner if isinstance(learner, str) else None
+
+
+class GroupCommitter:
+    """Merges concurrent append requests of one process into shared transactions."""
+
+    def __init__(self, ledger: Ledger, *, max_entries: int = 5000) -> None:
+        self.ledger = ledger
+        self.max_entries = max_entries
+        self._q: queue.Queue[tuple[Sequence[bytes], Future[list[AppendOutcome]]] | None] = (
+            queue.Queue()
+        )
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, raws: Sequence[bytes]) -> list[AppendOutcome]:
+        """Append a batch through the shared committer and wait for its outcome.
+
+        Raises:
+            CreditBankError: as :meth:`Ledger.append`.
+        """
+        fut: Future[list[AppendOutcome]] = Future()
+        self._q.put((raws, fut))
+        return fut.result()
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            batch = [item]
+            total = len(item[0])
+            while total < self.max_entries:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._q.put(None)
+                    break
+                batch.append(nxt)
+                total += len(nxt[0])
+            try:
+                results = self.ledger.append_many([raws for raws, _ in batch])
+            except BaseException as e:  # noqa: BLE001 - handed to every waiting caller
+                for _, fut in batch:
+                    fut.set_exception(e)
+                continue
+            for (_, fut), res in zip(batch, results, strict=True):
+                if isinstance(res, BaseException):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)

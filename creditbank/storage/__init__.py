@@ -1,0 +1,1 @@
+"""Persistence: tables, repositories, transactions and migrations (SQLite or PostgreSQL)."""

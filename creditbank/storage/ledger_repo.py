@@ -1,0 +1,208 @@
+"""SQL for the ledger: head lock, entry/node/checkpoint reads and inserts.
+
+Every function takes an open ``Connection`` inside the caller's transaction. Nothing here
+updates or deletes a ledger row; the head row is the one mutable row (the sequence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from creditbank.core import merkle
+from creditbank.storage.engine import is_sqlite
+from creditbank.storage.tables import checkpoints_t, entries_t, head_t, nodes_t
+
+#: SQLite allows 32766 host parameters; stay well below it for IN lists.
+_IN_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    size: int
+    root: bytes
+    registry_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+    published_at: str
+
+
+def ensure_head(conn: Connection, now: str) -> None:
+    """Create the head row of an empty log if it does not exist."""
+    if conn.execute(select(head_t.c.id)).first() is None:
+        conn.execute(
+            head_t.insert().values(
+                id=1, size=0, root=merkle.EMPTY_ROOT, registry_count=0, updated_at=now
+            )
+        )
+
+
+def lock_head(conn: Connection) -> Head:
+    """Read the head row, holding the sequencing lock until the transaction ends.
+
+    On SQLite the caller's transaction began with ``BEGIN IMMEDIATE`` (the database write
+    lock); on PostgreSQL this takes a row lock with ``FOR UPDATE``.
+    """
+    q = select(head_t.c.size, head_t.c.root, head_t.c.registry_count).where(head_t.c.id == 1)
+    if not is_sqlite(conn):
+        q = q.with_for_update()
+    row = conn.execute(q).one()
+    return Head(int(row.size), bytes(row.root), int(row.registry_count))
+
+
+def read_head(conn: Connection) -> Head:
+    row = conn.execute(
+        select(head_t.c.size, head_t.c.root, head_t.c.registry_count).where(head_t.c.id == 1)
+    ).one()
+    return Head(int(row.size), bytes(row.root), int(row.registry_count))
+
+
+def write_head(conn: Connection, head: Head, now: str) -> None:
+    conn.execute(
+        head_t.update()
+        .where(head_t.c.id == 1)
+        .values(size=head.size, root=head.root, registry_count=head.registry_count, updated_at=now)
+    )
+
+
+def fetch_nodes(conn: Connection, ids: Sequence[merkle.NodeID]) -> dict[merkle.NodeID, bytes]:
+    """Read stored node hashes by (level, index) in one query per 900 ids."""
+    keys = {merkle.node_key(lvl, idx): (lvl, idx) for lvl, idx in ids}
+    out: dict[merkle.NodeID, bytes] = {}
+    klist = list(keys)
+    for i in range(0, len(klist), _IN_CHUNK):
+        chunk = klist[i : i + _IN_CHUNK]
+        for k, h in conn.execute(
+            select(nodes_t.c.id, nodes_t.c.hash).where(nodes_t.c.id.in_(chunk))
+        ):
+            out[keys[int(k)]] = bytes(h)
+    return out
+
+
+def insert_nodes(conn: Connection, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+    rows = [{"id": merkle.node_key(lvl, idx), "hash": h} for lvl, idx, h in nodes]
+    if rows:
+        conn.execute(nodes_t.insert(), rows)
+
+
+def insert_entries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(entries_t.insert(), list(rows))
+
+
+def find_by_leaf_hashes(conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
+    """Indexes of already-logged entries with these leaf hashes (idempotent re-posts)."""
+    out: dict[bytes, int] = {}
+    for i in range(0, len(hashes), _IN_CHUNK):
+        chunk = list(hashes[i : i + _IN_CHUNK])
+        for h, idx in conn.execute(
+            select(entries_t.c.leaf_hash, entries_t.c.idx).where(entries_t.c.leaf_hash.in_(chunk))
+        ):
+            out[bytes(h)] = int(idx)
+    return out
+
+
+def get_entry(conn: Connection, index: int) -> Any:
+    """The entry row at ``index`` (or None)."""
+    return conn.execute(select(entries_t).where(entries_t.c.idx == index)).first()
+
+
+def iter_entries(
+    conn: Connection, start: int = 0, end: int | None = None, *, chunk: int = 5000
+) -> Iterable[Any]:
+    """Entry rows (idx, data, leaf_hash, type, issuer, key_id, at) in index order."""
+    pos = start
+    cols = (
+        entries_t.c.idx,
+        entries_t.c.data,
+        entries_t.c.leaf_hash,
+        entries_t.c.type,
+        entries_t.c.issuer,
+        entries_t.c.key_id,
+        entries_t.c.at,
+    )
+    while True:
+        q = select(*cols).where(entries_t.c.idx >= pos).order_by(entries_t.c.idx).limit(chunk)
+        if end is not None:
+            q = q.where(entries_t.c.idx < end)
+        rows = conn.execute(q).all()
+        if not rows:
+            return
+        yield from rows
+        pos = int(rows[-1].idx) + 1
+
+
+def registry_entries(conn: Connection) -> list[bytes]:
+    rows = conn.execute(
+        select(entries_t.c.data)
+        .where(entries_t.c.type.like("institution.%"))
+        .order_by(entries_t.c.idx)
+    )
+    return [bytes(r.data) for r in rows]
+
+
+def leaf_hashes(conn: Connection, start: int, end: int) -> list[bytes]:
+    """Leaf hashes ``[start, end)`` from level-0 nodes."""
+    rows = conn.execute(
+        select(nodes_t.c.hash)
+        .where(nodes_t.c.id >= merkle.node_key(0, start), nodes_t.c.id < merkle.node_key(0, end))
+        .order_by(nodes_t.c.id)
+    )
+    return [bytes(r.hash) for r in rows]
+
+
+def iter_nodes(conn: Connection, *, chunk: int = 20000) -> Iterable[tuple[int, bytes]]:
+    pos = -1
+    while True:
+        rows = conn.execute(
+            select(nodes_t.c.id, nodes_t.c.hash)
+            .where(nodes_t.c.id > pos)
+            .order_by(nodes_t.c.id)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        for r in rows:
+            yield int(r.id), bytes(r.hash)
+        pos = int(rows[-1].id)
+
+
+def count_nodes(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(nodes_t)).scalar_one())
+
+
+def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
+    row = conn.execute(
+        select(checkpoints_t).order_by(checkpoints_t.c.size.desc()).limit(1)
+    ).first()
+    return _cp(row) if row is not None else None
+
+
+def checkpoint_at(conn: Connection, size: int) -> StoredCheckpoint | None:
+    row = conn.execute(select(checkpoints_t).where(checkpoints_t.c.size == size)).first()
+    return _cp(row) if row is not None else None
+
+
+def all_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
+    return [_cp(r) for r in conn.execute(select(checkpoints_t).order_by(checkpoints_t.c.size))]
+
+
+def insert_checkpoint(conn: Connection, cp: StoredCheckpoint) -> None:
+    conn.execute(
+        checkpoints_t.insert().values(
+            size=cp.size, root=cp.root, note=cp.note, published_at=cp.published_at
+        )
+    )
+
+
+def _cp(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row.size), bytes(row.root), str(row.note), str(row.published_at))

@@ -1,0 +1,70 @@
+"""The only ``table=True`` classes. Ledger tables are append-only (triggers in migrations)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text
+from sqlmodel import Field, SQLModel
+
+#: Tables whose rows are never updated or deleted (enforced by triggers on both engines).
+LEDGER_TABLES = ("log_entries", "log_nodes", "log_checkpoints")
+
+
+class LogEntry(SQLModel, table=True):
+    """One ledger entry: its exact canonical bytes and a few indexed envelope fields."""
+
+    __tablename__ = "log_entries"
+    __table_args__ = (
+        Index("ix_log_entries_leaf_hash", "leaf_hash", unique=True),
+        Index("ix_log_entries_issuer_type", "issuer", "type"),
+        Index("ix_log_entries_type", "type"),
+        Index("ix_log_entries_subject", "subject"),
+    )
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    type: str = Field(sa_column=Column(String(64), nullable=False))
+    issuer: str = Field(sa_column=Column(String(64), nullable=False))
+    key_id: str = Field(sa_column=Column(String(32), nullable=False))
+    at: str = Field(sa_column=Column(String(40), nullable=False))
+    #: the learner or other subject an entry is about (who may read it); null if public
+    subject: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    ingested_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class LogNode(SQLModel, table=True):
+    """The hash of one complete Merkle subtree; ``id = level << 48 | index``."""
+
+    __tablename__ = "log_nodes"
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class LogCheckpoint(SQLModel, table=True):
+    """A signed checkpoint (C2SP signed note), one per published tree size."""
+
+    __tablename__ = "log_checkpoints"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    published_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class LogHead(SQLModel, table=True):
+    """The single sequencing row: the current tree size and root. Locked for every append."""
+
+    __tablename__ = "log_head"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    registry_count: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+entries_t = LogEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets it at runtime
+nodes_t = LogNode.__table__  # type: ignore[attr-defined]
+checkpoints_t = LogCheckpoint.__table__  # type: ignore[attr-defined]
+head_t = LogHead.__table__  # type: ignore[attr-defined]
