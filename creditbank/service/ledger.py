@@ -170,7 +170,9 @@ class Ledger:
                         repo.insert_entries(conn, pending_rows)
                         repo.insert_nodes(conn, pending_nodes)
                         repo.write_head(conn, repo.Head(size, root, reg_count), now)
-                        due = self.clock.monotonic() - self._last_publish >= self.checkpoint_interval
+                        due = (
+                            self.clock.monotonic() - self._last_publish >= self.checkpoint_interval
+                        )
                         if publish or (publish is None and due):
                             self._publish_locked(conn, repo.Head(size, root, reg_count), now)
                 self._registry, self._registry_count = registry, reg_count
@@ -183,13 +185,16 @@ class Ledger:
             raise
         return results
 
-    def _prepare(self, raws: Sequence[bytes]) -> tuple[list[Entry], dict[int, bytes]] | CreditBankError:
+    def _prepare(
+        self, raws: Sequence[bytes]
+    ) -> tuple[list[Entry], dict[int, bytes]] | CreditBankError:
         """Parse every entry and verify signatures with known keys, outside the lock."""
         if not raws:
             return InvalidInputError("empty batch", code="batch.empty")
         if len(raws) > MAX_BATCH:
-            return InvalidInputError(f"batch of {len(raws)} exceeds {MAX_BATCH}",
-                                     code="batch.too_large")
+            return InvalidInputError(
+                f"batch of {len(raws)} exceeds {MAX_BATCH}", code="batch.too_large"
+            )
         entries: list[Entry] = []
         problems: list[dict[str, object]] = []
         verified: dict[int, bytes] = {}
@@ -226,7 +231,9 @@ class Ledger:
         """Authorize and number one request's entries on top of ``size`` (under the lock)."""
         hashes = [merkle.leaf_hash(e.raw) for e in entries]
         existing = repo.find_by_leaf_hashes(conn, hashes)
-        work = copy.deepcopy(registry) if any(e.type in REGISTRY_TYPES for e in entries) else registry
+        work = (
+            copy.deepcopy(registry) if any(e.type in REGISTRY_TYPES for e in entries) else registry
+        )
         out: list[AppendOutcome] = []
         rows: list[dict[str, Any]] = []
         problems: list[dict[str, object]] = []
@@ -272,10 +279,13 @@ class Ledger:
         Raises:
             InconsistentLogError: if the head would not be consistent with the last checkpoint.
         """
-        with self._mutex, self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn:
-            with conn.begin():
-                head = repo.lock_head(conn)
-                return self._publish_locked(conn, head, self._now(), force=force)
+        with (
+            self._mutex,
+            self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn,
+            conn.begin(),
+        ):
+            head = repo.lock_head(conn)
+            return self._publish_locked(conn, head, self._now(), force=force)
 
     def _publish_locked(
         self, conn: Connection, head: repo.Head, now: str, *, force: bool = False
@@ -294,8 +304,9 @@ class Ledger:
                     last.size, head.size, lambda ids: repo.fetch_nodes(conn, ids)
                 )
                 merkle.verify_consistency(last.size, head.size, last.root, head.root, proof)
-        note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root, ()), self.origin,
-                               self.log_signer)
+        note = sign_checkpoint(
+            Checkpoint(self.origin, head.size, head.root, ()), self.origin, self.log_signer
+        )
         cp = repo.StoredCheckpoint(head.size, head.root, note, now)
         repo.insert_checkpoint(conn, cp)
         return cp
@@ -366,13 +377,15 @@ class Ledger:
             InvalidInputError: for a bad or too large range.
         """
         if start < 0 or end <= start or end - start > 10_000:
-            raise InvalidInputError("need 0 <= start < end, at most 10000 hashes",
-                                    code="log.bad_range")
+            raise InvalidInputError(
+                "need 0 <= start < end, at most 10000 hashes", code="log.bad_range"
+            )
         with self.engine.connect() as conn:
             cp = repo.latest_checkpoint(conn)
             if cp is None or end > cp.size:
-                raise InvalidInputError("range goes beyond the published size",
-                                        code="log.unpublished_size")
+                raise InvalidInputError(
+                    "range goes beyond the published size", code="log.unpublished_size"
+                )
             return repo.leaf_hashes(conn, start, end)
 
 
@@ -427,7 +440,7 @@ class GroupCommitter:
                 total += len(nxt[0])
             try:
                 results = self.ledger.append_many([raws for raws, _ in batch])
-            except BaseException as e:  # noqa: BLE001 - handed to every waiting caller
+            except BaseException as e:  # handed to every waiting caller
                 for _, fut in batch:
                     fut.set_exception(e)
                 continue
