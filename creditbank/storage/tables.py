@@ -68,3 +68,24 @@ entries_t = LogEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets it
 nodes_t = LogNode.__table__  # type: ignore[attr-defined]
 checkpoints_t = LogCheckpoint.__table__  # type: ignore[attr-defined]
 head_t = LogHead.__table__  # type: ignore[attr-defined]
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token (auditor now; institutions later), stored only as its SHA-256 digest.
+
+    Not a ledger table: a token may be revoked (``revoked_at`` set) or deleted.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_role_subject", "role", "subject"),)
+
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    role: str = Field(sa_column=Column(String(32), nullable=False))
+    #: whom the token speaks for (an institution id), null for auditors
+    subject: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    label: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+    revoked_at: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+
+
+tokens_t = ApiToken.__table__  # type: ignore[attr-defined]
