@@ -95,7 +95,7 @@ def ref_consistency(m: int, n: int) -> list[bytes]:
 @cache
 def store() -> dict[merkle.NodeID, bytes]:
     app = merkle.append_leaves(0, [], HASHES)
-    nodes = {(lvl, idx): h for lvl, idx, h in app.nodes}
+    nodes: dict[merkle.NodeID, bytes] = {(lvl, idx): h for lvl, idx, h in app.nodes}
     assert len(nodes) == len(app.nodes)  # each node stored once
     return nodes
 
@@ -123,7 +123,7 @@ def raises_domain_error(fn: Callable[[], object]) -> CreditBankError:
 
 # --- roots ------------------------------------------------------------------------------------
 def test_incremental_root_equals_reference_for_every_size() -> None:
-    size, border = 0, ()
+    size, border = 0, tuple[bytes, ...]()
     assert merkle.fold_right(border) == mth(0, 0) == merkle.EMPTY_ROOT
     seen: dict[merkle.NodeID, bytes] = {}
     for n in range(1, N_MAX + 1):
@@ -150,7 +150,7 @@ def test_random_batch_splits_give_the_reference_root(data: st.DataObject) -> Non
     n = data.draw(st.integers(0, N_MAX), label="n")
     cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=12), label="cuts"))
     bounds = [0, *cuts, n]
-    size, border = 0, ()
+    size, border = 0, tuple[bytes, ...]()
     nodes: list[tuple[int, int, bytes]] = []
     for a, b in pairwise(bounds):
         app = merkle.append_leaves(size, border, HASHES[a:b])
@@ -328,19 +328,19 @@ def test_truncated_or_extended_paths_fail(pair: tuple[int, int], data: st.DataOb
     i, n = pair
     extra = data.draw(st.binary(min_size=32, max_size=32), label="extra hash")
     root = mth(0, n)
-    proof = check_inclusion(i, n)
+    proof: list[bytes] = list(check_inclusion(i, n))
     variants = [[*proof, extra], [extra, *proof], [*proof, proof[-1]] if proof else [extra]]
     if proof:
         variants += [proof[:-1], proof[1:]]
     for v in variants:
-        raises_domain_error(lambda v=v: merkle.verify_inclusion(i, n, HASHES[i], v, root))
+        raises_domain_error(partial(merkle.verify_inclusion, i, n, HASHES[i], v, root))
     m = i + 1  # 1 <= m <= n
-    cproof = check_consistency(m, n)
+    cproof: list[bytes] = list(check_consistency(m, n))
     cvariants = [[*cproof, extra], [extra, *cproof]]
     if cproof:
         cvariants += [cproof[:-1], cproof[1:]]
     for v in cvariants:
-        raises_domain_error(lambda v=v: merkle.verify_consistency(m, n, mth(0, m), root, v))
+        raises_domain_error(partial(merkle.verify_consistency, m, n, mth(0, m), root, v))
 
 
 def test_wrong_index_exhaustive_small() -> None:

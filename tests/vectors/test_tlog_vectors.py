@@ -82,7 +82,7 @@ def test_rfc6962_root_by_size(size: int) -> None:
     assert merkle.root_from_leaf_hashes(hashes) == want
     assert merkle.append_leaves(0, [], hashes).root == want
     # one leaf at a time, carrying the border: the incremental path the ledger uses
-    size_now, border = 0, ()
+    size_now, border = 0, tuple[bytes, ...]()
     for h in hashes:
         app = merkle.append_leaves(size_now, border, [h])
         size_now, border = app.size, app.border
