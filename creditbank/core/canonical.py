@@ -86,6 +86,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _no_float(text: str) -> Any:
+    raise InvalidInputError(f"float {text} is not allowed; use integers", code="input.float")
+
+
 def _no_constants(name: str) -> Any:
     raise InvalidInputError(f"{name} is not JSON", code="input.json")
 
@@ -108,7 +112,7 @@ def parse_json_strict(data: bytes, *, max_size: int = 1 << 20) -> Any:
             text,
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constants,
-            parse_float=lambda s: _no_constants(f"float {s}"),
+            parse_float=_no_float,
         )
     except json.JSONDecodeError as e:
         raise InvalidInputError(f"malformed JSON: {e.msg} at {e.pos}", code="input.json") from e

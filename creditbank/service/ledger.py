@@ -35,6 +35,7 @@ from creditbank.errors import (
     InvalidInputError,
     NotFoundError,
     StorageError,
+    VerificationError,
 )
 from creditbank.service.clock import Clock
 from creditbank.storage import ledger_repo as repo
@@ -303,7 +304,13 @@ class Ledger:
                 proof = merkle.consistency_proof(
                     last.size, head.size, lambda ids: repo.fetch_nodes(conn, ids)
                 )
-                merkle.verify_consistency(last.size, head.size, last.root, head.root, proof)
+                try:
+                    merkle.verify_consistency(last.size, head.size, last.root, head.root, proof)
+                except VerificationError as e:
+                    raise InconsistentLogError(
+                        f"refusing to sign: head {head.size} is not consistent with "
+                        f"checkpoint {last.size} ({e})"
+                    ) from e
         note = sign_checkpoint(
             Checkpoint(self.origin, head.size, head.root, ()), self.origin, self.log_signer
         )
