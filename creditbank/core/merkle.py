@@ -298,6 +298,8 @@ def root_from_inclusion_proof(
     _check_proof(proof)
     if len(leaf) != HASH_SIZE:
         raise ProofFormatError("leaf hash must be exactly 32 bytes")
+    if type(index) is not int or type(size) is not int:  # wire data: never a TypeError
+        raise ProofFormatError("index and tree size must be integers")
     if not 0 <= index < size or size > MAX_TREE_SIZE:
         raise ProofFormatError(f"index {index} is beyond tree size {size}")
     fn, sn = index, size - 1
@@ -347,6 +349,8 @@ def verify_consistency(
         RootMismatchError: if the proof does not reconcile the two roots.
     """
     _check_proof(proof)
+    if type(first) is not int or type(second) is not int:  # wire data: never a TypeError
+        raise ProofFormatError("tree sizes must be integers")
     if first < 1 or first > second or second > MAX_TREE_SIZE:
         raise ProofFormatError(f"no consistency proof from size {first} to size {second}")
     if first == second:
