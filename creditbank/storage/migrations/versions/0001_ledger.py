@@ -60,6 +60,18 @@ def upgrade() -> None:
                     f"CREATE TRIGGER {t}_no_{op_name.lower()} BEFORE {op_name} ON {t} "
                     f"BEGIN SELECT RAISE(ABORT, 'creditbank: {t} is append-only'); END"
                 )
+        # INSERT OR REPLACE deletes the conflicting row without firing DELETE triggers
+        # (unless recursive_triggers is on): refuse any insert that would meet an existing key.
+        for t, cond in (
+            ("log_entries", "idx = NEW.idx OR leaf_hash = NEW.leaf_hash"),
+            ("log_nodes", "id = NEW.id"),
+            ("log_checkpoints", "size = NEW.size"),
+        ):
+            op.execute(
+                f"CREATE TRIGGER {t}_no_replace BEFORE INSERT ON {t} "
+                f"WHEN EXISTS (SELECT 1 FROM {t} WHERE {cond}) "
+                f"BEGIN SELECT RAISE(ABORT, 'creditbank: {t} is append-only'); END"
+            )
     else:
         op.execute(
             """
