@@ -210,6 +210,8 @@ def parse_signer_key(text: str) -> tuple[str, Ed25519Signer]:
     if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
         raise InvalidInputError("not a PRIVATE+KEY string", code="key.bad_skey")
     name, kid_hex, key_b64 = parts[2:]
+    if not _valid_key_name(name):
+        raise InvalidInputError(f"invalid key name {name!r}", code="key.bad_skey")
     raw = b64decode(key_b64, what="private key")
     if len(raw) != 33 or raw[0] != ED25519_ALG:
         raise InvalidInputError("private key is not an Ed25519 seed", code="key.bad_skey")
