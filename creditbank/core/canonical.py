@@ -116,6 +116,8 @@ def parse_json_strict(data: bytes, *, max_size: int = 1 << 20) -> Any:
         )
     except json.JSONDecodeError as e:
         raise InvalidInputError(f"malformed JSON: {e.msg} at {e.pos}", code="input.json") from e
+    except RecursionError as e:  # deep nesting overflows the decoder before _check_value
+        raise InvalidInputError("JSON nested too deeply", code="input.too_deep") from e
     _check_value(value)
     return value
 
