@@ -90,6 +90,14 @@ def _no_float(text: str) -> Any:
     raise InvalidInputError(f"float {text} is not allowed; use integers", code="input.float")
 
 
+def _parse_int(text: str) -> int:
+    # JSON has no leading zeros, so more than 17 characters ("-" and 16 digits) is out of range;
+    # refusing here also keeps int() away from huge digit strings (it raises ValueError).
+    if len(text) > 17:
+        raise InvalidInputError("integer outside the exact JSON range", code="input.big_int")
+    return int(text)
+
+
 def _no_constants(name: str) -> Any:
     raise InvalidInputError(f"{name} is not JSON", code="input.json")
 
@@ -113,6 +121,7 @@ def parse_json_strict(data: bytes, *, max_size: int = 1 << 20) -> Any:
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constants,
             parse_float=_no_float,
+            parse_int=_parse_int,
         )
     except json.JSONDecodeError as e:
         raise InvalidInputError(f"malformed JSON: {e.msg} at {e.pos}", code="input.json") from e
