@@ -1,0 +1,97 @@
+"""FastAPI dependencies: the running bank, the group committer and the caller's identity.
+
+Nothing here is global: everything hangs off ``request.app.state`` set by
+:func:`creditbank.api.app.create_app`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from creditbank.core.entries import PRIVATE_TYPES
+from creditbank.errors import AuthError
+from creditbank.service.bank import Bank
+from creditbank.service.ledger import GroupCommitter
+from creditbank.storage.token_repo import lookup_token
+
+
+def get_bank(request: Request) -> Bank:
+    """The bank the app was created with."""
+    bank: Bank = request.app.state.bank
+    return bank
+
+
+def get_committer(request: Request) -> GroupCommitter:
+    """The app's group committer (started by the lifespan).
+
+    Raises:
+        RuntimeError: if the app is used without running its lifespan (a programming error:
+            use ``with TestClient(app)``).
+    """
+    committer: GroupCommitter | None = getattr(request.app.state, "committer", None)
+    if committer is None:
+        raise RuntimeError("the app's lifespan is not running; no group committer")
+    return committer
+
+
+BankDep = Annotated[Bank, Depends(get_bank)]
+CommitterDep = Annotated[GroupCommitter, Depends(get_committer)]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling. ``role`` is ``anonymous`` or a token role (``auditor``, ...)."""
+
+    role: str
+    #: whom a token speaks for (an institution id); None for anonymous callers and auditors
+    subject: str | None = None
+    token_id: str | None = None
+
+    @property
+    def is_auditor(self) -> bool:
+        return self.role == "auditor"
+
+    def may_read_entry(self, entry_type: str, issuer: str, subject: str | None) -> bool:
+        """DESIGN.md §2 "Who reads entries": registry and rules entries are public; record,
+        conversion and transcript entries are readable by auditors.
+
+        Extension points (later issues): an institution token whose ``subject`` is the
+        entry's ``issuer`` (or whose institution is the issuer's custodian), and a learner
+        whose id is the entry's ``subject``.
+        """
+        if entry_type not in PRIVATE_TYPES:
+            return True
+        return self.is_auditor
+
+
+ANONYMOUS: Final = Principal("anonymous")
+
+_bearer = HTTPBearer(auto_error=False, description="an auditor (or institution) token")
+
+
+def get_principal(
+    request: Request,
+    bank: BankDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Identify the caller from ``Authorization: Bearer <token>``; no header is anonymous.
+
+    Raises:
+        AuthError: if an Authorization header is present but malformed, or the token is
+            unknown or revoked.
+    """
+    if creds is None:
+        if "authorization" in request.headers:
+            raise AuthError("Authorization must be 'Bearer <token>'", code="auth.malformed")
+        return ANONYMOUS
+    row = lookup_token(bank.engine, creds.credentials)
+    if row is None:
+        raise AuthError("unknown or revoked token", code="auth.bad_token")
+    return Principal(row.role, row.subject, row.token_id)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

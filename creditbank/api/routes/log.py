@@ -1,0 +1,148 @@
+"""The transparency-log endpoints (DESIGN.md §3): checkpoint, key, leaf hashes, entries, proofs.
+
+Everything here is public except record, conversion and transcript entries (DESIGN.md §2),
+which need a token allowed by :meth:`Principal.may_read_entry`. Proofs are served only
+against published checkpoint sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse, Response
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
+
+from creditbank.api.deps import ANONYMOUS, BankDep, PrincipalDep
+from creditbank.core.entries import MEDIA_TYPE
+from creditbank.core.merkle import MAX_TREE_SIZE
+from creditbank.core.signing import b64encode
+from creditbank.errors import ForbiddenError
+
+router = APIRouter(prefix="/log", tags=["log"])
+
+#: leaf hashes returned by one request at most (the ledger enforces the same bound)
+MAX_LEAF_HASHES: Final = 10_000
+
+_PROBLEM: Final[dict[str, Any]] = {"content": {"application/problem+json": {}}}
+_TEXT: Final[dict[str, Any]] = {"content": {"text/plain": {}}}
+
+IndexParam = Annotated[
+    int, Query(ge=0, le=MAX_TREE_SIZE, description="leaf index (0-based)")
+]
+SizeParam = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_TREE_SIZE, description="a published tree size; default the latest"),
+]
+
+
+class LeafHashes(TypedDict):
+    start: int
+    end: int
+    leaf_hashes: list[str]
+
+
+class InclusionProof(TypedDict):
+    index: int
+    size: int
+    leaf_hash: str
+    path: list[str]
+
+
+class ConsistencyProof(TypedDict):
+    first: int
+    second: int
+    path: list[str]
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: _TEXT, 404: _PROBLEM},
+    summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)",
+)
+def get_checkpoint(bank: BankDep) -> PlainTextResponse:
+    cp = bank.ledger.latest_checkpoint()
+    return PlainTextResponse(cp.note, headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/key",
+    response_class=PlainTextResponse,
+    responses={200: _TEXT},
+    summary="The log's verifier key, name+hex8+base64 (C2SP signed-note)",
+)
+def get_key(bank: BankDep) -> PlainTextResponse:
+    return PlainTextResponse(bank.verifier_key)
+
+
+@router.get(
+    "/leaf-hashes",
+    responses={400: _PROBLEM},
+    summary="Leaf hashes [start, end) within the latest published size (for monitors)",
+)
+def get_leaf_hashes(
+    bank: BankDep,
+    start: Annotated[int, Query(ge=0, le=MAX_TREE_SIZE)],
+    end: Annotated[int, Query(ge=1, le=MAX_TREE_SIZE)],
+) -> LeafHashes:
+    hashes = bank.ledger.leaf_hashes(start, end)
+    return {"start": start, "end": end, "leaf_hashes": [b64encode(h) for h in hashes]}
+
+
+@router.get(
+    "/entries/{index}",
+    response_class=Response,
+    responses={
+        200: {"content": {MEDIA_TYPE: {}}, "description": "the exact stored entry bytes"},
+        401: _PROBLEM,
+        403: _PROBLEM,
+        404: _PROBLEM,
+    },
+    summary="One entry's exact bytes; record, conversion and transcript entries need a token",
+)
+def get_entry(
+    index: Annotated[int, Path(ge=0, le=MAX_TREE_SIZE)], bank: BankDep, who: PrincipalDep
+) -> Response:
+    row = bank.ledger.entry(index)
+    if not who.may_read_entry(row.type, row.issuer, row.subject):
+        raise ForbiddenError(
+            f"entry {index} is not public; reading it needs an authorised token",
+            code="auth.forbidden",
+        )
+    public = ANONYMOUS.may_read_entry(row.type, row.issuer, row.subject)
+    cache = "public, max-age=31536000, immutable" if public else "private, no-store"
+    return Response(bytes(row.data), media_type=MEDIA_TYPE, headers={"Cache-Control": cache})
+
+
+@router.get(
+    "/proofs/inclusion",
+    responses={400: _PROBLEM, 404: _PROBLEM},
+    summary="Inclusion proof of a leaf against a published tree size",
+)
+def get_inclusion_proof(bank: BankDep, index: IndexParam, size: SizeParam = None) -> InclusionProof:
+    if size is None:
+        size = bank.ledger.latest_checkpoint().size
+    leaf, path = bank.ledger.inclusion_proof(index, size)
+    return {
+        "index": index,
+        "size": size,
+        "leaf_hash": b64encode(leaf),
+        "path": [b64encode(h) for h in path],
+    }
+
+
+@router.get(
+    "/proofs/consistency",
+    responses={400: _PROBLEM, 404: _PROBLEM},
+    summary="Consistency proof between two published tree sizes",
+)
+def get_consistency_proof(
+    bank: BankDep,
+    first: Annotated[int, Query(ge=1, le=MAX_TREE_SIZE)],
+    second: SizeParam = None,
+) -> ConsistencyProof:
+    if second is None:
+        second = bank.ledger.latest_checkpoint().size
+    path = bank.ledger.consistency_proof(first, second)
+    return {"first": first, "second": second, "path": [b64encode(h) for h in path]}

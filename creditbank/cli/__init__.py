@@ -1,0 +1,1 @@
+"""The ``creditbank`` command line (Typer); ``main(argv) -> int`` is the entry point."""

@@ -1,0 +1,5 @@
+"""``python -m creditbank.cli``."""
+
+from creditbank.cli.main import run
+
+run()
