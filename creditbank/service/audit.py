@@ -139,6 +139,8 @@ class _Replay:
         self.size = 0
         self.border: list[bytes] = []
         self.roots_at: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
+        #: mismatched nodes (level, index) -> the index their problem names
+        self.bad_nodes: dict[tuple[int, int], int] = {}
 
     def _authorize(self, idx: int, data: bytes, c: Checked) -> None:
         _, err, verified, type_, issuer, key_id, at = c
@@ -200,12 +202,21 @@ class _Replay:
         self.size = end
         with self.bank.engine.connect() as conn:
             stored = repo.fetch_nodes(conn, [(lvl, i) for lvl, i, _ in nodes])
-        for lvl, i, hsh in nodes:
+        for lvl, i, hsh in nodes:  # children come before their parents
             got = stored.get((lvl, i))
             if got != hsh:
                 what = "missing" if got is None else "wrong"
+                # A bad child makes every ancestor differ too: blame the first bad index
+                # below, not the first leaf of the subtree (which may be a good entry).
+                below = [
+                    self.bad_nodes[c]
+                    for c in ((lvl - 1, 2 * i), (lvl - 1, 2 * i + 1))
+                    if lvl and c in self.bad_nodes
+                ]
+                at = min(below) if below else i << lvl
+                self.bad_nodes[(lvl, i)] = at
                 self.problems.append(
-                    AuditProblem(i << lvl, "log.node", f"stored node ({lvl},{i}) is {what}")
+                    AuditProblem(at, "log.node", f"stored node ({lvl},{i}) is {what}")
                 )
 
 

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection, make_url
 
+from creditbank.cli.main import main as cli_main
 from creditbank.config import Settings
 from creditbank.core.signing import Ed25519Signer
 from creditbank.service.audit import AuditReport
@@ -131,15 +132,29 @@ def flip_byte(data: bytes, pos: int, mask: int = 0x01) -> bytes:
     return bytes(b)
 
 
-def render_audit(report: AuditReport) -> str:
-    """The operator's text report of an audit, as ``creditbank audit`` prints it."""
-    lines = [
-        f"audited {report.size} entries and {report.checkpoints} checkpoints: "
-        + ("OK" if report.ok else f"{len(report.problems)} problem(s)")
-    ]
-    if report.first_bad_index is not None:
-        lines.append(f"first bad index: {report.first_bad_index}")
-    for p in report.problems:
-        where = "-" if p.index is None else str(p.index)
-        lines.append(f"  [{where}] {p.code}: {p.detail}")
-    return "\n".join(lines)
+def describe(report: AuditReport) -> str:
+    """The problems of an audit, one per line (for assertion messages)."""
+    return "\n".join(f"[{p.index}] {p.code}: {p.detail}" for p in report.problems) or "ok"
+
+
+@dataclass
+class CLIResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli_audit(capsys: pytest.CaptureFixture[str]) -> Callable[[Settings], CLIResult]:
+    """Run ``creditbank --home H [--database-url U] audit`` in-process; its exit code and text."""
+
+    def run(settings: Settings) -> CLIResult:
+        argv = ["--home", str(settings.home)]
+        if settings.database_url:
+            argv += ["--database-url", settings.database_url]
+        capsys.readouterr()
+        code = cli_main([*argv, "audit"])
+        got = capsys.readouterr()
+        return CLIResult(code, got.out, got.err)
+
+    return run
