@@ -261,7 +261,9 @@ def _check_semantics(entry_type: str, body: Mapping[str, Any], today: date) -> N
     else:
         if entry_type == "record.corrected" and body["corrects"] == body["record_id"]:
             raise InvalidInputError(
-                "a record cannot correct itself", code="record.self_correction", path="$.corrects"
+                "$.corrects: a record cannot correct itself",
+                code="record.self_correction",
+                path="$.corrects",
             )
         dated.append(("$.achieved_on", _date(body["achieved_on"])))
         if "posted_at" in body:
@@ -273,7 +275,7 @@ def _check_semantics(entry_type: str, body: Mapping[str, Any], today: date) -> N
             expires = payload["expires_on"]
             if expires is not None and _date(expires) < issued:
                 raise InvalidInputError(
-                    f"expires_on {expires} is before issued_on {payload['issued_on']}",
+                    f"$.payload.expires_on: {expires} is before issued_on {payload['issued_on']}",
                     code="record.expiry_before_issue",
                     path="$.payload.expires_on",
                 )
@@ -281,7 +283,7 @@ def _check_semantics(entry_type: str, body: Mapping[str, Any], today: date) -> N
             start, end = _date(payload["start_on"]), _date(payload["end_on"])
             if end < start:
                 raise InvalidInputError(
-                    f"end_on {end} is before start_on {start}",
+                    f"$.payload.end_on: {end} is before start_on {start}",
                     code="record.end_before_start",
                     path="$.payload.end_on",
                 )
@@ -289,7 +291,7 @@ def _check_semantics(entry_type: str, body: Mapping[str, Any], today: date) -> N
     for path, day in dated:
         if day > today:
             raise InvalidInputError(
-                f"{path} {day.isoformat()} is after today ({today.isoformat()})",
+                f"{path}: {day.isoformat()} is after today ({today.isoformat()})",
                 code="record.future_date",
                 path=path,
             )
