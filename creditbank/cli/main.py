@@ -401,18 +401,21 @@ def audit(
 
     with _open(ctx) as bank:
         report = run_audit(bank, progress=_progress_printer())
-    rate = f"{report.entries_per_second:,.0f} entries/s"
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    _out(
+        f"audited {report.size} entries and {report.checkpoints} checkpoints: {verdict} "
+        f"({report.entries_per_second:,.0f} entries/s)"
+    )
     if report.ok:
-        _out(f"audit ok: {report.size} entries ({rate})")
         return
-    _out(f"audit FAILED: {report.size} entries, {len(report.problems)} problem(s) ({rate})")
+    first = report.first_bad_index
+    if first is not None:
+        _out(f"first bad index: {first}")
     for p in report.problems[:max_problems]:
-        where = f"index {p.index}" if p.index is not None else "log"
-        _out(f"  {where}: {p.code}: {p.detail}")
+        _out(f"  [{'-' if p.index is None else p.index}] {p.code}: {p.detail}")
     if len(report.problems) > max_problems:
         _out(f"  ... and {len(report.problems) - max_problems} more")
-    first = report.first_bad_index
-    named = f"first bad index {first}" if first is not None else "no single bad index"
+    named = f"first bad index {first}" if first is not None else "no entry index to name"
     raise VerificationError(
         f"audit found {len(report.problems)} problem(s); {named}", code="audit.failed"
     )

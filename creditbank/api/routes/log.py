@@ -7,10 +7,12 @@ against published checkpoint sizes.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import BeforeValidator
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from creditbank.api.deps import ANONYMOUS, BankDep, PrincipalDep
@@ -27,12 +29,27 @@ MAX_LEAF_HASHES: Final = 10_000
 _PROBLEM: Final[dict[str, Any]] = {"content": {"application/problem+json": {}}}
 _TEXT: Final[dict[str, Any]] = {"content": {"text/plain": {}}}
 
+_DECIMAL: Final = re.compile(r"[0-9]{1,19}")
+
+
+def _decimal(value: object) -> object:
+    """Accept only plain ASCII decimal digits (no sign, point, exponent, space or ``_``)."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value) is None:
+        raise ValueError("must be a non-negative decimal integer below 2**63")
+    return value
+
+
+#: a strict non-negative integer path or query parameter
+Decimal = BeforeValidator(_decimal)
+
 IndexParam = Annotated[
-    int, Query(ge=0, le=MAX_TREE_SIZE, description="leaf index (0-based)")
+    int, Query(ge=0, le=MAX_TREE_SIZE, description="leaf index (0-based)"), Decimal
 ]
+# (Decimal goes after Query/Path, or the bounds vanish from the OpenAPI schema)
 SizeParam = Annotated[
     int | None,
     Query(ge=1, le=MAX_TREE_SIZE, description="a published tree size; default the latest"),
+    Decimal,
 ]
 
 
@@ -83,8 +100,8 @@ def get_key(bank: BankDep) -> PlainTextResponse:
 )
 def get_leaf_hashes(
     bank: BankDep,
-    start: Annotated[int, Query(ge=0, le=MAX_TREE_SIZE)],
-    end: Annotated[int, Query(ge=1, le=MAX_TREE_SIZE)],
+    start: Annotated[int, Query(ge=0, le=MAX_TREE_SIZE), Decimal],
+    end: Annotated[int, Query(ge=1, le=MAX_TREE_SIZE), Decimal],
 ) -> LeafHashes:
     hashes = bank.ledger.leaf_hashes(start, end)
     return {"start": start, "end": end, "leaf_hashes": [b64encode(h) for h in hashes]}
@@ -102,7 +119,9 @@ def get_leaf_hashes(
     summary="One entry's exact bytes; record, conversion and transcript entries need a token",
 )
 def get_entry(
-    index: Annotated[int, Path(ge=0, le=MAX_TREE_SIZE)], bank: BankDep, who: PrincipalDep
+    index: Annotated[int, Path(ge=0, le=MAX_TREE_SIZE), Decimal],
+    bank: BankDep,
+    who: PrincipalDep,
 ) -> Response:
     row = bank.ledger.entry(index)
     if not who.may_read_entry(row.type, row.issuer, row.subject):
@@ -139,7 +158,7 @@ def get_inclusion_proof(bank: BankDep, index: IndexParam, size: SizeParam = None
 )
 def get_consistency_proof(
     bank: BankDep,
-    first: Annotated[int, Query(ge=1, le=MAX_TREE_SIZE)],
+    first: Annotated[int, Query(ge=1, le=MAX_TREE_SIZE), Decimal],
     second: SizeParam = None,
 ) -> ConsistencyProof:
     if second is None:
