@@ -439,3 +439,12 @@ def test_verify_name_commitment() -> None:
         assert info.value.code == "verify.name_commitment"
     with pytest.raises(InvalidInputError):
         verify_name_commitment(bytes(8), "阮文安", c)
+
+
+@pytest.mark.parametrize(
+    "bad", ["1101051949123100", "110105194912310021", "1101051949123100a", "１1010519491231002"]
+)
+def test_gb11643_check_char_needs_17_ascii_digits(bad: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        gb11643_check_char(bad)
+    assert info.value.code == "identity.format"

@@ -527,3 +527,15 @@ def test_load_schema() -> None:
 def test_validators_are_cached() -> None:
     name = ENTRY_SCHEMAS["record.posted"]
     assert records._validator(name) is records._validator(name)
+
+
+def test_optional_fields_may_be_absent() -> None:
+    o = copy.deepcopy(_first("competition_award"))
+    o["posted_at"] = None
+    o["evidence"] = {"sha256": "ab" * 32}  # already bare hex
+    body = _body(o)
+    assert "posted_at" not in body
+    assert body["evidence"] == {"sha256": "ab" * 32}
+    validate_record_body("record.posted", body, today=AS_OF)
+    del body["evidence"]
+    validate_record_body("record.posted", body, today=AS_OF)
