@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +44,19 @@ from creditbank.storage.engine import IMMEDIATE
 #: most entries accepted in one request
 MAX_BATCH = 10_000
 
-#: a hook that checks an entry's body against the stored state and returns its subject
-Validator = Callable[[Connection, Entry, "Registry"], "str | None"]
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A validator's verdict on one entry: who it is about, or which entry it repeats."""
+
+    subject: str | None = None
+    duplicate_of: int | None = None
+
+
+#: Checks an entry against the stored state under the sequencing lock, given the index it
+#: will get and the request's side data for it (e.g. the plain name, kept off the log), and
+#: writes its projection rows. Raises a CreditBankError to refuse the entry.
+Validator = Callable[[Connection, Entry, Registry, int, "Mapping[str, Any] | None"], Admission]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,20 +119,30 @@ class Ledger:
             return copy.deepcopy(self._registry_for(conn, repo.read_head(conn)))
 
     # -- append ---------------------------------------------------------------------------
-    def append(self, raws: Sequence[bytes], *, publish: bool | None = None) -> list[AppendOutcome]:
+    def append(
+        self,
+        raws: Sequence[bytes],
+        *,
+        extras: Sequence[Mapping[str, Any] | None] | None = None,
+        publish: bool | None = None,
+    ) -> list[AppendOutcome]:
         """Append one atomic batch. Returns an outcome per entry, in order.
 
         Raises:
             BatchRejected: listing every failing item; nothing is written.
             StorageError: if the database is unavailable.
         """
-        result = self.append_many([raws], publish=publish)[0]
+        result = self.append_many([raws], extras=[extras], publish=publish)[0]
         if isinstance(result, CreditBankError):
             raise result
         return result
 
     def append_many(
-        self, requests: Sequence[Sequence[bytes]], *, publish: bool | None = None
+        self,
+        requests: Sequence[Sequence[bytes]],
+        *,
+        extras: Sequence[Sequence[Mapping[str, Any] | None] | None] | None = None,
+        publish: bool | None = None,
     ) -> list[list[AppendOutcome] | CreditBankError]:
         """Append several independent atomic batches in ONE transaction (group commit).
 
@@ -144,18 +165,24 @@ class Ledger:
                     pending_rows: list[dict[str, Any]] = []
                     pending_nodes: list[tuple[int, int, bytes]] = []
                     seen: dict[bytes, int] = {}
-                    for prep in prepared:
+                    for n, prep in enumerate(prepared):
                         if isinstance(prep, CreditBankError):
                             results.append(prep)
                             continue
                         entries, verified = prep
+                        req_extras = extras[n] if extras is not None else None
+                        savepoint = conn.begin_nested() if self.validator else None
                         try:
                             out, rows, work_reg = self._sequence(
-                                conn, entries, verified, registry, size, seen, now
+                                conn, entries, verified, registry, size, seen, now, req_extras
                             )
                         except CreditBankError as e:
+                            if savepoint is not None:
+                                savepoint.rollback()
                             results.append(e)
                             continue
+                        if savepoint is not None:
+                            savepoint.commit()
                         new = [r["leaf_hash"] for r in rows]
                         app = merkle.append_leaves(size, border, new)
                         size, root, border = app.size, app.root, list(app.border)
@@ -228,6 +255,7 @@ class Ledger:
         size: int,
         seen: dict[bytes, int],
         now: str,
+        extras: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> tuple[list[AppendOutcome], list[dict[str, Any]], Registry]:
         """Authorize and number one request's entries on top of ``size`` (under the lock)."""
         hashes = [merkle.leaf_hash(e.raw) for e in entries]
@@ -248,12 +276,19 @@ class Ledger:
                 pub = work.authorize(e)
                 if verified.get(i) != pub:
                     verify_signature(self._pub(pub), e.signed_bytes, e.sig)
-                subject = self.validator(conn, e, work) if self.validator else None
+                idx = size + len(rows)
+                subject = _subject(e)
+                if self.validator is not None:
+                    extra = extras[i] if extras is not None and i < len(extras) else None
+                    adm = self.validator(conn, e, work, idx, extra)
+                    if adm.duplicate_of is not None:
+                        out.append(AppendOutcome(adm.duplicate_of, h, True))
+                        continue
+                    subject = adm.subject
                 work.apply(e)
             except CreditBankError as err:
                 problems.append({"index": i, "code": err.code, "detail": err.message})
                 continue
-            idx = size + len(rows)
             batch_seen[h] = idx
             rows.append(
                 {
@@ -264,7 +299,7 @@ class Ledger:
                     "issuer": e.issuer,
                     "key_id": e.key_id,
                     "at": e.at,
-                    "subject": subject if subject is not None else _subject(e),
+                    "subject": subject,
                     "ingested_at": now,
                 }
             )
@@ -408,20 +443,27 @@ class GroupCommitter:
     def __init__(self, ledger: Ledger, *, max_entries: int = 5000) -> None:
         self.ledger = ledger
         self.max_entries = max_entries
-        self._q: queue.Queue[tuple[Sequence[bytes], Future[list[AppendOutcome]]] | None] = (
-            queue.Queue()
-        )
+        self._q: queue.Queue[
+            tuple[
+                Sequence[bytes],
+                Sequence[Mapping[str, Any] | None] | None,
+                Future[list[AppendOutcome]],
+            ]
+            | None
+        ] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, raws: Sequence[bytes]) -> list[AppendOutcome]:
+    def submit(
+        self, raws: Sequence[bytes], extras: Sequence[Mapping[str, Any] | None] | None = None
+    ) -> list[AppendOutcome]:
         """Append a batch through the shared committer and wait for its outcome.
 
         Raises:
             CreditBankError: as :meth:`Ledger.append`.
         """
         fut: Future[list[AppendOutcome]] = Future()
-        self._q.put((raws, fut))
+        self._q.put((raws, extras, fut))
         return fut.result()
 
     def close(self) -> None:
@@ -446,12 +488,14 @@ class GroupCommitter:
                 batch.append(nxt)
                 total += len(nxt[0])
             try:
-                results = self.ledger.append_many([raws for raws, _ in batch])
+                results = self.ledger.append_many(
+                    [raws for raws, _, _ in batch], extras=[ex for _, ex, _ in batch]
+                )
             except BaseException as e:  # handed to every waiting caller
-                for _, fut in batch:
+                for _, _, fut in batch:
                     fut.set_exception(e)
                 continue
-            for (_, fut), res in zip(batch, results, strict=True):
+            for (_, _, fut), res in zip(batch, results, strict=True):
                 if isinstance(res, BaseException):
                     fut.set_exception(res)
                 else:
