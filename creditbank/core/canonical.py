@@ -9,6 +9,7 @@ bytes are not already canonical, has duplicate keys, or is not UTF-8.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import rfc8785
@@ -131,14 +132,90 @@ def parse_json_strict(data: bytes, *, max_size: int = 1 << 20) -> Any:
     return value
 
 
+class _Miss(Exception):  # noqa: N818 - control flow only
+    """The fast path cannot decide; take the reference path."""
+
+
+def _miss(_: str) -> Any:
+    raise _Miss
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+        return value
+    raise _Miss
+
+
+#: No ``object_pairs_hook`` (the per-object Python call is most of the cost of a strict
+#: parse); floats, NaN/Infinity and out-of-range integers abort the fast path.
+_FAST_DECODER = json.JSONDecoder(parse_float=_miss, parse_int=_safe_int, parse_constant=_miss)
+#: the decoder's scanner (C): ``(value, end)`` for the JSON value at an offset, no whitespace
+_SCAN: Callable[[str, int], tuple[Any, int]] = _FAST_DECODER.scan_once  # type: ignore[attr-defined]
+_JCS_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+#: every byte except the lead bytes of 4-byte UTF-8 sequences (characters outside the BMP)
+_BELOW_F0 = bytes(range(0xF0))
+
+
+def _parse_canonical_fast(data: bytes) -> Any:
+    """Accept ``data`` only if the reference path would accept it with the same value.
+
+    Why this is as strict as :func:`parse_json_strict` + :func:`canonicalize`:
+
+    * duplicate keys: the encoder writes each key of a dict once, and distinct ``str`` keys
+      encode to distinct JSON strings, so ``encode(decode(data)) == data`` implies that no
+      object in ``data`` repeats a key (``json`` keeps the last duplicate, and the
+      re-encoding would lack the earlier member);
+    * floats, NaN/Infinity and integers beyond 2**53 - 1 abort in the decoder hooks;
+    * nesting deeper than 32 needs more than 32 ``{``/``[`` bytes; only then is the value
+      walked by :func:`_check_value`;
+    * the stdlib encoder equals JCS unless a key holds a non-BMP character, which would be
+      written as a 4-byte UTF-8 sequence in canonical bytes: inputs with such a lead byte
+      take the reference path;
+    * invalid UTF-8, leading or trailing whitespace, lone surrogates and malformed JSON
+      raise or differ, and so take the reference path, which raises what it always raised.
+
+    Comparing the re-encoded text with the decoded text equals comparing bytes: the text was
+    decoded from strict UTF-8, so it has no lone surrogate and encodes back to ``data``.
+
+    Raises:
+        _Miss (or any other exception): the caller takes the reference path.
+    """
+    text = data.decode("utf-8")
+    value, end = _SCAN(text, 0)
+    if end != len(text):
+        raise _Miss
+    if data.count(b"{") + data.count(b"[") > 32:
+        _check_value(value)
+    if data.translate(None, _BELOW_F0):
+        raise _Miss
+    if _JCS_ENCODER.encode(value) != text:
+        raise _Miss
+    return value
+
+
 def parse_canonical(data: bytes, *, max_size: int = 1 << 20) -> Any:
     """Parse JSON that must already be in RFC 8785 form, byte for byte.
+
+    Canonical input (the common case) is accepted by a fast path that is proven, and
+    property-tested, to accept exactly what the reference path accepts; anything else is
+    decided by the reference path, so every error is the one it always was.
 
     Raises:
         TooLargeError: if ``data`` is too long.
         InvalidInputError: if it is not strict JSON.
         NonCanonicalError: if re-canonicalizing would change a byte.
     """
+    if type(data) is bytes and len(data) <= max_size:
+        try:
+            return _parse_canonical_fast(data)
+        except Exception:  # noqa: S110 - any doubt: the reference path decides (and raises)
+            pass
+    return _parse_canonical_reference(data, max_size=max_size)
+
+
+def _parse_canonical_reference(data: bytes, *, max_size: int = 1 << 20) -> Any:
+    """The reference strict path: hooked parse, then compare with a fresh canonicalization."""
     value = parse_json_strict(data, max_size=max_size)
     if canonicalize(value) != data:
         raise NonCanonicalError("JSON is not in RFC 8785 canonical form")
