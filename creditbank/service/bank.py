@@ -13,8 +13,16 @@ from creditbank.core.entries import build_entry, sign_entry
 from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id, format_verifier_key
 from creditbank.errors import ConfigurationError
 from creditbank.service.clock import Clock, SystemClock
-from creditbank.service.keys import ISSUER_KEY, LOG_KEY, generate_key_file, load_key_file
+from creditbank.service.keys import (
+    ISSUER_KEY,
+    LOG_KEY,
+    PEPPER,
+    generate_key_file,
+    load_key_file,
+    load_or_create_secret,
+)
 from creditbank.service.ledger import Ledger
+from creditbank.service.records import RecordValidator
 from creditbank.storage import ledger_repo
 from creditbank.storage.engine import make_engine
 from creditbank.storage.migrate import is_initialised, upgrade
@@ -47,12 +55,27 @@ class Bank:
         )
         return sign_entry(unsigned, self.issuer)
 
+    @property
+    def pepper(self) -> bytes:
+        """The server secret keying identity lookups (``keys/pepper``, created on first use)."""
+        return load_or_create_secret(self.settings.keys_dir / PEPPER)
+
     def close(self) -> None:
         self.engine.dispose()
 
 
-def open_bank(settings: Settings, *, clock: Clock | None = None, pool: bool = True) -> Bank:
+def open_bank(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    pool: bool = True,
+    validate_records: bool = True,
+) -> Bank:
     """Open an initialised home.
+
+    ``validate_records=False`` is the ledger-only mode: record semantics (schemas, learners,
+    chains) are not checked, only signatures and key validity. It exists to test and measure
+    the log in isolation; the product always validates.
 
     Raises:
         ConfigurationError: if the home or database is not initialised or keys are bad.
@@ -74,11 +97,14 @@ def open_bank(settings: Settings, *, clock: Clock | None = None, pool: bool = Tr
         log_signer=log_signer,
         clock=clk,
         checkpoint_interval=settings.checkpoint_interval,
+        validator=RecordValidator(clk, settings.bank_id) if validate_records else None,
     )
     return Bank(settings, engine, ledger, issuer, log_signer, clk)
 
 
-def init_home(settings: Settings, *, clock: Clock | None = None) -> Bank:
+def init_home(
+    settings: Settings, *, clock: Clock | None = None, validate_records: bool = True
+) -> Bank:
     """Create the home, keys (0600, never overwritten), schema and the genesis entry.
 
     Raises:
@@ -88,13 +114,14 @@ def init_home(settings: Settings, *, clock: Clock | None = None) -> Bank:
     settings.home.mkdir(parents=True, exist_ok=True)
     generate_key_file(settings.keys_dir / LOG_KEY, settings.origin)
     generate_key_file(settings.keys_dir / ISSUER_KEY, settings.bank_id)
+    load_or_create_secret(settings.keys_dir / PEPPER)
     engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous)
     upgrade(engine)
     clk = clock or SystemClock()
     with engine.begin() as conn:
         ledger_repo.ensure_head(conn, "1970-01-01T00:00:00Z")
     engine.dispose()
-    bank = open_bank(settings, clock=clk)
+    bank = open_bank(settings, clock=clk, validate_records=validate_records)
     if bank.ledger.head().size == 0:
         genesis = bank.bank_entry(
             "institution.registered",

@@ -206,3 +206,57 @@ def insert_checkpoint(conn: Connection, cp: StoredCheckpoint) -> None:
 
 def _cp(row: Any) -> StoredCheckpoint:
     return StoredCheckpoint(int(row.size), bytes(row.root), str(row.note), str(row.published_at))
+
+
+# -- bulk reads for the audit -------------------------------------------------------------------
+# The audit reads every entry and node once. These go through the driver cursor of the
+# caller's connection (inside its transaction) and return plain tuples: no SQLAlchemy Row
+# objects, and binary result transfer on PostgreSQL (``bytea`` as raw bytes instead of hex).
+# Both drivers return ``int`` for BIGINT and ``bytes`` for BLOB/``bytea`` in this mode.
+
+
+def _fetch_raw(conn: Connection, sql: str, params: tuple[int, ...]) -> list[tuple[Any, ...]]:
+    if not conn.in_transaction():
+        conn.begin()
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # noqa: S101 - a live connection always has one
+    cur = dbapi.cursor()
+    try:
+        if is_sqlite(conn):
+            cur.execute(sql.replace("%s", "?"), params)
+        else:
+            cur.execute(sql, params, binary=True)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
+def entry_tuples(conn: Connection, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+    """``(idx, data, leaf_hash)`` of the entries with ``start <= idx < end``, in index order."""
+    rows = _fetch_raw(
+        conn,
+        "SELECT idx, data, leaf_hash FROM log_entries WHERE idx >= %s AND idx < %s ORDER BY idx",
+        (start, end),
+    )
+    return rows  # type: ignore[return-value]  # both drivers give int and bytes here
+
+
+def node_tuples(conn: Connection, level: int, begin: int, end: int) -> list[tuple[int, bytes]]:
+    """``(storage id, hash)`` of the stored nodes ``(level, begin)`` … ``(level, end - 1)``."""
+    rows = _fetch_raw(
+        conn,
+        "SELECT id, hash FROM log_nodes WHERE id >= %s AND id < %s ORDER BY id",
+        (merkle.node_key(level, begin), merkle.node_key(level, end)),
+    )
+    return rows  # type: ignore[return-value]
+
+
+def entry_index_end(conn: Connection) -> tuple[int, int]:
+    """``(head size, highest entry index + 1)`` read in one statement (one snapshot)."""
+    row = conn.execute(
+        select(
+            select(head_t.c.size).where(head_t.c.id == 1).scalar_subquery(),
+            select(func.max(entries_t.c.idx)).scalar_subquery(),
+        )
+    ).one()
+    return int(row[0]), (int(row[1]) + 1 if row[1] is not None else 0)

@@ -89,3 +89,67 @@ class ApiToken(SQLModel, table=True):
 
 
 tokens_t = ApiToken.__table__  # type: ignore[attr-defined]
+
+
+class Learner(SQLModel, table=True):
+    """Personal data of one learner (outside the log; erasable)."""
+
+    __tablename__ = "learners"
+
+    learner_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    lookup_key: str | None = Field(default=None, sa_column=Column(String(64), unique=True))
+    salt: bytes | None = Field(default=None, sa_column=Column(LargeBinary(16), nullable=True))
+    name: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    name_latin: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    external_ref: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+    erased_at: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+
+
+class RecordName(SQLModel, table=True):
+    """The name as the institution wrote it, kept beside its entry (erasable)."""
+
+    __tablename__ = "record_names"
+
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    learner_id: str = Field(sa_column=Column(String(40), nullable=False, index=True))
+    name_on_record: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class RecordRow(SQLModel, table=True):
+    """Projection of record.posted / record.corrected entries (append-only)."""
+
+    __tablename__ = "records"
+
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    posted_by: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(128), nullable=False))
+    entry_type: str = Field(sa_column=Column(String(32), nullable=False))
+    learner_id: str = Field(sa_column=Column(String(40), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    dedup_key: str = Field(sa_column=Column(String(256), nullable=False))
+    corrects: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    chain_root: str = Field(sa_column=Column(String(128), nullable=False))
+    achieved_on: str = Field(sa_column=Column(String(10), nullable=False))
+    posted_at: str = Field(sa_column=Column(String(10), nullable=False))
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class RecordRevocation(SQLModel, table=True):
+    """Projection of record.revoked entries (append-only), keyed by chain root."""
+
+    __tablename__ = "record_revocations"
+
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    record_id: str = Field(sa_column=Column(String(128), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    effective_on: str = Field(sa_column=Column(String(10), nullable=False))
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+learners_t = Learner.__table__  # type: ignore[attr-defined]
+record_names_t = RecordName.__table__  # type: ignore[attr-defined]
+records_t = RecordRow.__table__  # type: ignore[attr-defined]
+revocations_t = RecordRevocation.__table__  # type: ignore[attr-defined]
