@@ -437,6 +437,12 @@ def auditor_token(
 
 
 # -- entry points ---------------------------------------------------------------------------
+# Command groups kept in their own modules register themselves on ``app`` when imported.
+# Each line imports one module (add yours on its own line; keep them sorted).
+# --- command modules ---
+# --- end command modules ---
+
+
 def _exit_code(exc: CreditBankError) -> int:
     return EX_USAGE if isinstance(exc, ConfigurationError | InvalidInputError) else EX_FAILURE
 
