@@ -80,7 +80,7 @@ def parse_time(text: str) -> datetime:
     Raises:
         InvalidInputError: if the text is not of that form or not a real instant.
     """
-    m = _AT_RE.match(text) if type(text) is str else None
+    m = _AT_RE.fullmatch(text) if type(text) is str else None
     if m is None:
         raise InvalidInputError(f"bad timestamp {text!r}; want RFC 3339 UTC", code="entry.bad_at")
     # Fast path: for ASCII text of exactly the matched form (``\d`` also matches other
@@ -193,9 +193,9 @@ def _check_envelope(obj: Mapping[str, Any], *, check_sig: bool = True) -> None:
         )
     if obj["type"] not in ENTRY_TYPES:
         raise InvalidInputError(f"unknown entry type {obj['type']!r}", code="entry.unknown_type")
-    if not isinstance(obj["issuer"], str) or not _ID_RE.match(obj["issuer"]):
+    if not isinstance(obj["issuer"], str) or not _ID_RE.fullmatch(obj["issuer"]):
         raise InvalidInputError("issuer must be an institution id", code="entry.issuer")
-    if not isinstance(obj["key_id"], str) or not _KEY_ID_RE.match(obj["key_id"]):
+    if not isinstance(obj["key_id"], str) or not _KEY_ID_RE.fullmatch(obj["key_id"]):
         raise InvalidInputError("key_id must be ed25519:<16 hex>", code="entry.key_id")
     parse_time(obj["at"])
     if not isinstance(obj["body"], dict):
