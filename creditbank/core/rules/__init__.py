@@ -41,12 +41,13 @@ from .engine import (
     active_grants,
     decide,
     native_passes,
+    passed_courses,
     preview,
     run_all,
     void_of,
     voids,
-    years_before,
 )
+from .match import years_before
 from .model import (
     CENTI,
     AcademicCredit,
@@ -132,6 +133,7 @@ __all__ = [
     "parse_application",
     "parse_record",
     "parse_rule",
+    "passed_courses",
     "preview",
     "run_all",
     "to_centi",

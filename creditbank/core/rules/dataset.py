@@ -611,6 +611,139 @@ def parse_record(value: Any, where: str = "outcome") -> Record:
     )
 
 
+# The fast path below parses the common, well-formed record with few calls. It is stricter
+# than parse_record (exact built-in types, integer numbers only, YYYY-MM-DD dates) and
+# returns None for anything else, which then goes through parse_record: the two agree on
+# every input the fast path accepts (tests/unit/test_rules_dataset.py checks this).
+_Dates = dict[str, dt.date]
+
+
+def _fdate(value: Any, dates: _Dates) -> dt.date:
+    found = dates.get(value) if type(value) is str else None
+    if found is None:
+        if type(value) is not str or len(value) != 10:
+            raise _Slow
+        found = dates[value] = dt.date.fromisoformat(value)
+    return found
+
+
+def _fopt_date(value: Any, dates: _Dates) -> dt.date | None:
+    return None if value is None else _fdate(value, dates)
+
+
+def _fstr(value: Any) -> str:
+    if type(value) is not str or not value:
+        raise _Slow
+    return value
+
+
+def _fopt_str(value: Any) -> str | None:
+    if value is not None and type(value) is not str:
+        raise _Slow
+    return value
+
+
+def _fint(value: Any) -> int:
+    if type(value) is not int:
+        raise _Slow
+    return value
+
+
+class _Slow(Exception):  # noqa: N818 - internal control flow, never escapes
+    """The fast path declines; use the checking path."""
+
+
+def _fast_payload(kind: str, p: Any, dates: _Dates) -> Payload:
+    if type(p) is not dict:
+        raise _Slow
+    get = p.get
+    if kind == "academic_credit":
+        credits = get("credits")
+        return AcademicCredit(
+            course_id=_fstr(get("course_id")),
+            credits=0 if credits is None else _fint(credits) * CENTI,
+            grade=_fint(get("grade")) * CENTI,
+            term=_fopt_str(get("term")),
+        )
+    if kind == "skill_certificate":
+        return SkillCertificate(
+            certificate_type_id=_fstr(get("certificate_type_id")),
+            certificate_no=_fopt_str(get("certificate_no")),
+            expires_on=_fopt_date(get("expires_on"), dates),
+        )
+    if kind == "training_hours":
+        hours = _fint(get("hours"))
+        if hours < 0:
+            raise _Slow
+        return TrainingHours(
+            training_program_id=_fstr(get("training_program_id")),
+            hours=hours * CENTI,
+            cohort=_fopt_str(get("cohort")),
+        )
+    if kind == "competition_award":
+        return CompetitionAward(
+            competition=_fopt_str(get("competition")) or "",
+            tier=_fstr(get("tier")),
+            rank=_fint(get("rank")),
+            field=_fstr(get("field")),
+        )
+    if kind == "work_experience":
+        return WorkExperience(
+            occupation_key=_fstr(get("occupation_key")),
+            duration_months=_fint(get("duration_months")),
+            employer=_fopt_str(get("employer")),
+            start_on=_fopt_date(get("start_on"), dates),
+            end_on=_fopt_date(get("end_on"), dates),
+            verified_by=_fopt_str(get("verified_by")),
+        )
+    raise _Slow
+
+
+def _fast_record(value: Any, dates: _Dates) -> Record | None:
+    if type(value) is not dict:
+        return None
+    get = value.get
+    try:
+        return Record(
+            id=_fstr(get("id")),
+            learner_id=_fstr(get("learner_id")),
+            issuer_id=_fstr(get("issuer_id")),
+            achieved_on=_fdate(get("achieved_on"), dates),
+            posted_at=_fdate(get("posted_at"), dates),
+            payload=_fast_payload(_fstr(get("kind")), get("payload"), dates),
+            dedup_key=_fopt_str(get("dedup_key")),
+            corrects=_fopt_str(get("corrects")),
+            revoked_at=_fopt_date(get("revoked_at"), dates),
+            revocation_reason=_fopt_str(get("revocation_reason")),
+            posted_by=_fopt_str(get("posted_by")),
+            name_on_record=_fopt_str(get("name_on_record")),
+        )
+    except (_Slow, ValueError):
+        return None
+
+
+def parse_records(values: Any, where: str = "outcomes") -> tuple[Record, ...]:
+    """Parse a whole ``outcomes.json`` array (fast path for well-formed entries).
+
+    Args:
+        values: The parsed JSON array.
+        where: Location for error messages.
+
+    Returns:
+        The records, in array order.
+
+    Raises:
+        InvalidInputError: Malformed entry or unknown kind.
+    """
+    dates: _Dates = {}
+    out: list[Record] = []
+    append = out.append
+    for i, item in enumerate(_list(values, where)):
+        record = _fast_record(item, dates)
+        append(record if record is not None else parse_record(item, f"{where}[{i}]"))
+    return tuple(out)
+
+
 def parse_learner(value: Any, where: str = "learner") -> Learner:
     """Parse one ``learners.json`` entry (only id and names; the rest is personal data).
 
@@ -702,9 +835,7 @@ def load_dataset(
     people = tuple(
         parse_learner(x, f"learners[{i}]") for i, x in enumerate(_list(learners, "learners"))
     )
-    records = tuple(
-        parse_record(x, f"outcomes[{i}]") for i, x in enumerate(_list(outcomes, "outcomes"))
-    )
+    records = parse_records(outcomes)
     apps = tuple(
         parse_application(x, f"applications[{i}]")
         for i, x in enumerate(_list(applications, "applications"))

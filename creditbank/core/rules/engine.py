@@ -36,6 +36,7 @@ from .decision import (
     Void,
 )
 from .explain import Text, fmt
+from .match import SourceMatcher, years_before
 from .model import (
     CENTI,
     ELECTIVE_MODES,
@@ -51,6 +52,7 @@ from .model import (
     Learner,
     Mode,
     Record,
+    RecordKind,
     SkillCertificate,
     TrainingHours,
     WorkExperience,
@@ -59,53 +61,63 @@ from .records import Chain, LearnerRecords, index_records
 from .validate import RuleBook
 
 
-# --- dates ---------------------------------------------------------------------------------
-def years_before(on: dt.date, years: int) -> dt.date:
-    """Return the same calendar day ``years`` years earlier; 29 February maps to 28 February.
-
-    Args:
-        on: The decision date D.
-        years: ``recency_years``.
-
-    Returns:
-        The first day of the recency window (inclusive).
-    """
-    year = on.year - years
-    if year < dt.MINYEAR:
-        return dt.date.min
-    if on.month == 2 and on.day == 29:
-        return dt.date(year, 2, 28)
-    return on.replace(year=year)
-
-
 # --- record views at a date ----------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
 class _View:
-    chain: Chain
-    eff: Record
-    issue: RecordIssue | None  # None: valid at D (rule 3)
+    """A canonical chain as seen on D: its effective version and validity (rule 3)."""
 
-    @property
-    def root_id(self) -> str:
-        return self.chain.root.id
+    __slots__ = ("chain", "eff", "issue", "kind", "order", "root_id")
+
+    def __init__(self, chain: Chain, eff: Record, on: dt.date) -> None:
+        self.chain = chain
+        self.eff = eff
+        self.issue = _validity(chain, eff, on)  # None: valid at D
+        self.root_id = chain.root.id
+        self.kind: str = eff.payload.KIND
+        self.order = (eff.achieved_on, self.root_id)  # candidate order (rule 6)
 
 
-def _views(records: LearnerRecords, on: dt.date) -> list[_View]:
-    """Canonical chains posted by D with their effective versions, in candidate order."""
+def _views(records: LearnerRecords, on: dt.date, kind: str | None = None) -> list[_View]:
+    """Canonical chains posted by D with their effective versions, in candidate order.
+
+    With ``kind``, only the chains whose effective version is of that kind.
+    """
     out: list[_View] = []
     for chain in records.chains:
         if chain.root.posted_at > on:
             continue
-        eff = chain.effective(on)
-        if eff is None:  # pragma: no cover - the root itself is posted by D
-            continue
-        out.append(_View(chain, eff, _validity(chain, eff, on)))
-    out.sort(key=lambda v: (v.eff.achieved_on, v.root_id))
+        versions = chain.versions
+        if len(versions) == 1:
+            eff = versions[0]
+        else:
+            found = chain.effective(on)
+            if found is None:  # pragma: no cover - the root itself is posted by D
+                continue
+            eff = found
+        if kind is None or eff.payload.KIND == kind:
+            out.append(_View(chain, eff, on))
+    out.sort(key=_order)
     return out
 
 
+def _order(v: _View) -> tuple[dt.date, str]:
+    return v.order
+
+
+def _by_kind(views: Iterable[_View]) -> dict[str, list[_View]]:
+    """Views grouped by kind, each group keeping candidate order."""
+    groups: dict[str, list[_View]] = {}
+    for v in views:
+        group = groups.get(v.kind)
+        if group is None:
+            groups[v.kind] = [v]
+        else:
+            group.append(v)
+    return groups
+
+
 def _validity(chain: Chain, eff: Record, on: dt.date) -> RecordIssue | None:
-    if chain.revoked_on(on):
+    revoked_at = chain.root.revoked_at
+    if revoked_at is not None and revoked_at <= on:
         return RecordIssue.REVOKED
     if eff.achieved_on > on:
         return RecordIssue.NOT_YET_ACHIEVED
@@ -195,18 +207,37 @@ def native_passes(records: LearnerRecords, program: DegreeProgram, on: dt.date) 
     Returns:
         Course id -> root id of the first such record in candidate order.
     """
-    return {cid: v.root_id for cid, v in _native(_views(records, on), program).items()}
+    return passed_courses(records, (program,), on)[program.id]
 
 
-def _native(views: Sequence[_View], program: DegreeProgram) -> dict[str, _View]:
+def passed_courses(
+    records: LearnerRecords, programs: Iterable[DegreeProgram], on: dt.date
+) -> dict[str, dict[str, str]]:
+    """Return :func:`native_passes` for several programmes at once.
+
+    Args:
+        records: The learner's records.
+        programs: The degree programmes.
+        on: The date.
+
+    Returns:
+        Programme id -> (course id -> root id of the passing record).
+    """
+    academic = _views(records, on, RecordKind.ACADEMIC_CREDIT)
+    return {p.id: {cid: v.root_id for cid, v in _native(academic, p).items()} for p in programs}
+
+
+def _native(academic: Sequence[_View], program: DegreeProgram) -> dict[str, _View]:
+    """Courses of the programme passed natively, from the academic_credit views."""
     course_ids = {c.id for c in program.courses}
+    institution = program.institution_id
     out: dict[str, _View] = {}
-    for v in views:
+    for v in academic:
         payload = v.eff.payload
         if (
             v.issue is None
             and isinstance(payload, AcademicCredit)
-            and v.eff.issuer_id == program.institution_id
+            and v.eff.issuer_id == institution
             and payload.course_id in course_ids
             and payload.grade >= NATIVE_PASS_GRADE
         ):
@@ -216,12 +247,14 @@ def _native(views: Sequence[_View], program: DegreeProgram) -> dict[str, _View]:
 
 # --- rule 4 --------------------------------------------------------------------------------
 def _blocked_by_level(
-    views: Sequence[_View], consumed: Mapping[str, Grant], catalog: Catalog
+    certificates: Sequence[_View], consumed: Mapping[str, Grant], catalog: Catalog
 ) -> dict[str, str]:
     """Rule 4: root id of each valid certificate that is not the top of its occupation ->
     root id of the top one. Computed before looking at any rule."""
+    if len(certificates) < 2:
+        return {}
     groups: dict[str, list[tuple[int, _View]]] = {}
-    for v in views:
+    for v in certificates:
         payload = v.eff.payload
         if not isinstance(payload, SkillCertificate):
             continue
@@ -245,55 +278,6 @@ def _blocked_by_level(
 
 
 # --- matching (rule 6a) --------------------------------------------------------------------
-def _mismatch(eff: Record, rule: ConversionRule, on: dt.date, catalog: Catalog) -> str | None:
-    """Return the first source condition the record fails, or ``None`` if it matches."""
-    src = rule.source
-    if eff.kind != src.kind:
-        return "kind"
-    if rule.recency_years is not None and eff.achieved_on < years_before(on, rule.recency_years):
-        return "recency_years"
-    p = eff.payload
-    if isinstance(p, SkillCertificate):
-        ct = catalog.certificate_types.get(p.certificate_type_id)
-        if ct is None:
-            return "certificate_type_ids"
-        if src.certificate_type_ids is not None and ct.id not in src.certificate_type_ids:
-            return "certificate_type_ids"
-        if src.occupations is not None and ct.occupation_key not in src.occupations:
-            return "occupations"
-        if src.fields is not None and ct.field not in src.fields:
-            return "fields"
-        if src.min_level is not None and (ct.level is None or ct.level < src.min_level):
-            return "min_level"
-    elif isinstance(p, AcademicCredit):
-        if src.course_ids is not None and p.course_id not in src.course_ids:
-            return "course_ids"
-        if src.min_grade is not None and p.grade < src.min_grade:
-            return "min_grade"
-    elif isinstance(p, TrainingHours):
-        if src.fields is not None:
-            tp = catalog.training_programs.get(p.training_program_id)
-            if tp is None or tp.field not in src.fields:
-                return "fields"
-        if src.issuer_kinds is not None:
-            inst = catalog.institutions.get(eff.issuer_id)
-            if inst is None or inst.kind not in src.issuer_kinds:
-                return "issuer_kinds"
-    elif isinstance(p, CompetitionAward):
-        if src.credits_by_tier is not None and src.tier_credits(p.tier) is None:
-            return "credits_by_tier"
-        if src.max_rank is not None and p.rank > src.max_rank:
-            return "max_rank"
-        if src.fields is not None and p.field not in src.fields:
-            return "fields"
-    elif isinstance(p, WorkExperience):
-        if src.occupations is not None and p.occupation_key not in src.occupations:
-            return "occupations"
-        if src.min_months is not None and p.duration_months < src.min_months:
-            return "min_months"
-    return None
-
-
 def _mismatch_text(
     cond: str, eff: Record, rule: ConversionRule, on: dt.date, catalog: Catalog
 ) -> Text:
@@ -424,6 +408,9 @@ def _clip(amount: Centi, rooms: Sequence[_Room]) -> tuple[Centi, _Room | None]:
     return best, bound
 
 
+_NO_TEXT: Text = ("", "")
+
+
 class _CreditDecision:
     """Mutable scratch space of one credit decision; never escapes :func:`decide`."""
 
@@ -432,61 +419,73 @@ class _CreditDecision:
         app: Application,
         program: DegreeProgram,
         views: list[_View],
+        by_kind: dict[str, list[_View]],
         usage: _Usage,
         blocked: dict[str, str],
+        rulebook: RuleBook,
         catalog: Catalog,
+        explain: bool,
     ) -> None:
         self.app = app
+        self.rulebook = rulebook
+        self.explain = explain
         self.on = app.applied_on
         self.program = program
         self.views = views
         self.usage = usage
         self.blocked = blocked
         self.catalog = catalog
-        self.native = _native(views, program)
+        self.by_kind = by_kind
+        self.native = _native(by_kind.get(RecordKind.ACADEMIC_CREDIT, []), program)
         self.grants: list[Grant] = []
         self.notes: list[RuleNote] = []
 
     # candidates ------------------------------------------------------------------------
     def candidates(self, rule: ConversionRule) -> list[_View]:
+        """Eligible records matching the rule, in candidate order (rules 3, 4, 6, 6a)."""
         consumed = self.usage.consumed
+        blocked = self.blocked
+        catalog = self.catalog
+        matcher = self.rulebook.matcher(rule)
+        start = matcher.window_start(self.on)
+        check = matcher.first_failure
         return [
             v
-            for v in self.views
+            for v in self.by_kind.get(rule.source.kind, ())
             if v.issue is None
-            and v.root_id not in self.blocked
+            and v.root_id not in blocked
             and v.root_id not in consumed
-            and _mismatch(v.eff, rule, self.on, self.catalog) is None
+            and check(v.eff, start, catalog) is None
         ]
 
-    def why_not(self, v: _View, rule: ConversionRule) -> Text:
+    def why_not(self, v: _View, rule: ConversionRule, matcher: SourceMatcher) -> Text:
         if v.issue is not None:
             return _issue_detail(v)
         if v.root_id in self.blocked:
             return _blocked_detail(self.blocked[v.root_id])
         if v.root_id in self.usage.consumed:
             return _consumed_detail(self.usage.consumed[v.root_id])
-        cond = _mismatch(v.eff, rule, self.on, self.catalog)
+        cond = matcher.first_failure(v.eff, matcher.window_start(self.on), self.catalog)
         return _mismatch_text(cond or "kind", v.eff, rule, self.on, self.catalog)
 
     def no_candidate(self, rule: ConversionRule) -> None:
-        same_kind = [v for v in self.views if v.eff.kind == rule.source.kind]
-        if not same_kind:
-            why: Text = (
-                f"学习者没有有效的{explain.KIND_LABELS[rule.source.kind][0]}记录",
-                f"the learner has no {explain.KIND_LABELS[rule.source.kind][1]} record",
+        same_kind = self.by_kind.get(rule.source.kind, [])
+        if not self.explain:
+            why: Text = _NO_TEXT
+        elif not same_kind:
+            label = explain.KIND_LABELS[rule.source.kind]
+            why = (
+                f"学习者没有{label[0]}记录",
+                f"the learner has no {label[1]} record",
             )
         else:
-            parts = [
-                (
-                    f"{v.root_id}:{self.why_not(v, rule)[0]}",
-                    f"{v.root_id}: {self.why_not(v, rule)[1]}",
-                )
-                for v in same_kind
-            ]
+            matcher = self.rulebook.matcher(rule)
+            details = [(v.root_id, self.why_not(v, rule, matcher)) for v in same_kind]
             why = (
-                "没有可用的匹配记录(" + ";".join(p[0] for p in parts) + ")",
-                "no eligible record matches (" + "; ".join(p[1] for p in parts) + ")",
+                "没有可用的匹配记录(" + ";".join(f"{i}:{t[0]}" for i, t in details) + ")",
+                "no eligible record matches ("
+                + "; ".join(f"{i}: {t[1]}" for i, t in details)
+                + ")",
             )
         self.deny(rule, Reason.NO_CANDIDATE, why, tuple(v.root_id for v in same_kind))
 
@@ -498,7 +497,7 @@ class _CreditDecision:
         outcome_ids: tuple[str, ...] = (),
         bound_by: Cap | None = None,
     ) -> None:
-        zh, en = explain.denial_text(rule, why)
+        zh, en = explain.denial_text(rule, why) if self.explain else _NO_TEXT
         self.notes.append(
             RuleNote(
                 rule.rule_key,
@@ -532,14 +531,18 @@ class _CreditDecision:
                 course.name_zh if course else "",
                 course.name_en if course else "",
             )
-        zh, en = explain.grant_text(
-            rule,
-            [explain.record_text(v.root_id, v.eff) for v in used],
-            credits,
-            nominal,
-            course=course_info,
-            hours=(hours[0], hours[1], nominal) if hours else None,
-            bound=bound.text() if bound else None,
+        zh, en = (
+            explain.grant_text(
+                rule,
+                [explain.record_text(v.root_id, v.eff) for v in used],
+                credits,
+                nominal,
+                course=course_info,
+                hours=(hours[0], hours[1], nominal) if hours else None,
+                bound=bound.text() if bound else None,
+            )
+            if self.explain
+            else _NO_TEXT
         )
         grant = Grant(
             application_id=self.app.id,
@@ -762,11 +765,12 @@ def _record_notes(
     consumed: Mapping[str, Grant],
     on: dt.date,
     learner: Learner | None,
+    with_text: bool = True,
 ) -> tuple[RecordNote, ...]:
     notes: list[RecordNote] = []
 
     def note(v_root: str, eff: Record, issue: RecordIssue, rel: str | None, d: Text) -> None:
-        zh, en = explain.issue_text(explain.record_text(v_root, eff), d)
+        zh, en = explain.issue_text(explain.record_text(v_root, eff), d) if with_text else _NO_TEXT
         notes.append(RecordNote(v_root, eff.id, issue, rel, zh, en))
 
     names = (
@@ -835,6 +839,7 @@ def decide(
     state: LearnerState,
     *,
     learner: Learner | None = None,
+    explain: bool = True,
 ) -> Decision:
     """Decide one application (rules 1-13), given the state of earlier decisions.
 
@@ -849,6 +854,9 @@ def decide(
         catalog: Programmes, certificate types, institutions.
         state: The applicant's state after every earlier decision (rule 0).
         learner: The registered learner, to note name differences (rule 13).
+        explain: Word the explanations. ``False`` leaves every ``explanation_*`` text of
+            grants, rule notes and record notes empty (reason codes stay) -- for bulk
+            reports that never show them; the decision is otherwise identical.
 
     Returns:
         The decision, with grants and bilingual explanations.
@@ -865,7 +873,7 @@ def decide(
             f"last decision {state.last_order_key[1]} ({state.last_order_key[0]})",
             code="rules.out_of_order",
         )
-    return _decide(application, records, rulebook, catalog, state, learner)
+    return _decide(application, records, rulebook, catalog, state, learner, explain)
 
 
 def preview(
@@ -924,7 +932,7 @@ def preview(
         program_id=program_id,
         certificate_type_id=certificate_type_id,
     )
-    return _decide(app, records, rulebook, catalog, state, learner)
+    return _decide(app, records, rulebook, catalog, state, learner, True)
 
 
 def _decide(
@@ -934,6 +942,7 @@ def _decide(
     catalog: Catalog,
     state: LearnerState,
     learner: Learner | None,
+    with_text: bool,
 ) -> Decision:
     lid = app.learner_id
     if records.learner_id != lid or state.learner_id != lid or (learner and learner.id != lid):
@@ -953,9 +962,14 @@ def _decide(
             code="input.unknown_program",
         )
     usage = _usage_for(program.id, active)
-    blocked = _blocked_by_level(views, usage.consumed, catalog)
-    notes = _record_notes(records, views, blocked, usage.consumed, on, learner)
-    work = _CreditDecision(app, program, views, usage, blocked, catalog)
+    by_kind = _by_kind(views)
+    blocked = _blocked_by_level(
+        by_kind.get(RecordKind.SKILL_CERTIFICATE, []), usage.consumed, catalog
+    )
+    notes = _record_notes(records, views, blocked, usage.consumed, on, learner, with_text)
+    work = _CreditDecision(
+        app, program, views, by_kind, usage, blocked, rulebook, catalog, with_text
+    )
     rules = rulebook.credit_rules(program.id, on)
     for rule in rules:
         mode = rule.target.mode
@@ -1012,7 +1026,9 @@ def _decide_exam(
     head_zh = f"免考申请 {app.id}({cert},{on} 决定)"
     head_en = f"Exam-exemption request {app.id} ({cert}, decided {on})"
     for rule in rules:
-        matches = [v for v in valid if _mismatch(v.eff, rule, on, catalog) is None]
+        matcher = rulebook.matcher(rule)
+        start = matcher.window_start(on)
+        matches = [v for v in valid if matcher.first_failure(v.eff, start, catalog) is None]
         part = rule.target.exam_part
         if matches:
             basis = matches[0]
@@ -1053,14 +1069,18 @@ def _decide_exam(
                 f"{head_en}: the {part} part is waived under {explain.rule_text(rule)[1]}, on "
                 f"the basis of {rec[1]}.",
             )
-        same_kind = [v for v in views if v.eff.kind == rule.source.kind]
+        same_kind = [v for v in views if v.kind == rule.source.kind]
         parts = [
             (
                 v.root_id,
                 _issue_detail(v)
                 if v.issue is not None
                 else _mismatch_text(
-                    _mismatch(v.eff, rule, on, catalog) or "kind", v.eff, rule, on, catalog
+                    matcher.first_failure(v.eff, start, catalog) or "kind",
+                    v.eff,
+                    rule,
+                    on,
+                    catalog,
                 ),
             )
             for v in same_kind
@@ -1119,6 +1139,7 @@ def run_all(
     catalog: Catalog,
     *,
     learners: Mapping[str, Learner] | None = None,
+    explain: bool = True,
 ) -> RunResult:
     """Decide every application in rule-0 order, carrying each learner's state.
 
@@ -1128,6 +1149,7 @@ def run_all(
         rulebook: The validated rule set.
         catalog: The catalogue.
         learners: Registered learners by id, for name notes (optional).
+        explain: As in :func:`decide` (``False`` for bulk reports).
 
     Returns:
         The decisions in decision order, the final states and the record index.
@@ -1162,6 +1184,7 @@ def run_all(
             catalog,
             state,
             learner=learners.get(lid) if learners else None,
+            explain=explain,
         )
         states[lid] = state.apply(decision)
         decisions.append(decision)

@@ -135,14 +135,19 @@ class LearnerRecords:
             by_id[record.id] = record
 
         root_of: dict[str, str] = {}
-        for record in by_id.values():
-            root_of[record.id] = _find_root(record, by_id, root_of)
-
         members: dict[str, list[Record]] = {}
         for record in by_id.values():
-            members.setdefault(root_of[record.id], []).append(record)
+            root = record.id if record.corrects is None else _find_root(record, by_id, root_of)
+            group = members.get(root)
+            if group is None:
+                members[root] = [record]
+            else:
+                group.append(record)
         chains = [
-            Chain(root=by_id[root], versions=tuple(sorted(ms, key=_posting_key)))
+            Chain(
+                root=by_id[root],
+                versions=(ms[0],) if len(ms) == 1 else tuple(sorted(ms, key=_posting_key)),
+            )
             for root, ms in members.items()
         ]
 
@@ -150,7 +155,8 @@ class LearnerRecords:
         canonical: dict[str, Chain] = {}
         duplicates: list[Duplicate] = []
         kept: list[Chain] = []
-        for chain in sorted(chains, key=lambda c: _posting_key(c.root)):
+        chains.sort(key=lambda c: (c.root.posted_at, c.root.id))
+        for chain in chains:
             key = chain.root.dedup_key
             if key is None:
                 kept.append(chain)
@@ -159,8 +165,8 @@ class LearnerRecords:
             else:
                 canonical[key] = chain
                 kept.append(chain)
-        kept.sort(key=lambda c: c.root_id)
-        duplicates.sort(key=lambda d: d.chain.root_id)
+        kept.sort(key=lambda c: c.root.id)
+        duplicates.sort(key=lambda d: d.chain.root.id)
         return cls(
             learner_id=learner_id,
             chains=tuple(kept),

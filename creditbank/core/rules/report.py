@@ -13,7 +13,7 @@ from typing import Any
 from creditbank.errors import InvalidInputError
 
 from .decision import Decision, Grant
-from .engine import native_passes, void_of
+from .engine import passed_courses, void_of
 from .model import CENTI, ApplicationType, Catalog, Centi
 from .records import LearnerRecords
 
@@ -176,14 +176,19 @@ def _learner(
             }
         )
     per_program = []
+    programs = []
     for program_id in sorted(active):
         program = catalog.degree_programs.get(program_id)
         if program is None:
             raise InvalidInputError(
                 f"unknown degree programme {program_id}", code="input.unknown_program"
             )
+        programs.append(program)
+    passed_by_program = passed_courses(records, programs, as_of) if programs else {}
+    for program in programs:
+        program_id = program.id
         credits = {c.id: c.credits for c in program.courses}
-        passed = native_passes(records, program, as_of)
+        passed = passed_by_program[program_id]
         per_program.append(
             {
                 "program_id": program_id,

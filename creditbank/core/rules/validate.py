@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from creditbank.errors import RuleError
 
+from .match import SourceMatcher
 from .model import (
     CREDIT_MODES,
     INSTITUTION_KINDS,
@@ -86,12 +87,29 @@ class RuleBook:
         versions: Per ``rule_key``, its versions sorted by ``effective_from``.
         credit_keys_by_program: Per degree programme, the keys with a version targeting it.
         exam_keys_by_certificate: Per certificate type, the keys of reverse rules targeting it.
+        matchers: Per (``rule_key``, ``version``), the compiled source pattern.
     """
 
     rules: tuple[ConversionRule, ...]
     versions: Mapping[str, tuple[ConversionRule, ...]]
     credit_keys_by_program: Mapping[str, tuple[str, ...]]
     exam_keys_by_certificate: Mapping[str, tuple[str, ...]]
+    matchers: Mapping[tuple[str, int], SourceMatcher]
+    _cache: dict[tuple[str, str, dt.date], tuple[ConversionRule, ...]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def matcher(self, rule: ConversionRule) -> SourceMatcher:
+        """Return the compiled source pattern of a rule version of this book.
+
+        Args:
+            rule: A rule version returned by this book.
+
+        Returns:
+            Its matcher (compiled on the fly for a rule from elsewhere).
+        """
+        found = self.matchers.get((rule.rule_key, rule.version))
+        return found if found is not None else SourceMatcher(rule)
 
     def version_in_force(self, rule_key: str, on: dt.date) -> ConversionRule | None:
         """Return the version of a rule in force on a date (rule 5).
@@ -119,6 +137,13 @@ class RuleBook:
         Returns:
             Rule versions sorted by (``priority``, ``rule_key``) (rule 6).
         """
+        cache_key = ("credit", program_id, on)
+        cached = self._cache.get(cache_key)
+        if cached is None:
+            cached = self._cache[cache_key] = self._credit_rules(program_id, on)
+        return cached
+
+    def _credit_rules(self, program_id: str, on: dt.date) -> tuple[ConversionRule, ...]:
         found: list[ConversionRule] = []
         for key in self.credit_keys_by_program.get(program_id, ()):
             rule = self.version_in_force(key, on)
@@ -214,6 +239,7 @@ def validate_rules(rules: Iterable[ConversionRule], catalog: Catalog) -> RuleBoo
         versions={k: tuple(sorted(v, key=lambda r: r.effective_from)) for k, v in versions.items()},
         credit_keys_by_program={k: tuple(sorted(v)) for k, v in by_program.items()},
         exam_keys_by_certificate={k: tuple(sorted(v)) for k, v in by_cert.items()},
+        matchers={(r.rule_key, r.version): SourceMatcher(r) for r in rule_list},
     )
 
 
