@@ -153,3 +153,27 @@ learners_t = Learner.__table__  # type: ignore[attr-defined]
 record_names_t = RecordName.__table__  # type: ignore[attr-defined]
 records_t = RecordRow.__table__  # type: ignore[attr-defined]
 revocations_t = RecordRevocation.__table__  # type: ignore[attr-defined]
+
+
+class DatasetRef(SQLModel, table=True):
+    """What an imported dataset's own ids became (``creditbank import``), outside the log.
+
+    ``kind`` is ``learner`` (``ref`` = the dataset's learner id → ``learner_id``), ``record``
+    (an outcome id → the record entry ``owner``/``record_id`` at ``entry_idx``) or
+    ``revocation`` (an outcome id → its ``record.revoked`` entry). No personal data.
+    """
+
+    __tablename__ = "dataset_refs"
+    __table_args__ = (Index("ix_dataset_refs_learner", "learner_id"),)
+
+    dataset: str = Field(sa_column=Column(String(64), primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    ref: str = Field(sa_column=Column(String(128), primary_key=True))
+    learner_id: str = Field(sa_column=Column(String(40), nullable=False))
+    owner: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    record_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    entry_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+dataset_refs_t = DatasetRef.__table__  # type: ignore[attr-defined]
