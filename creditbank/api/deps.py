@@ -6,6 +6,7 @@ Nothing here is global: everything hangs off ``request.app.state`` set by
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Final
 
@@ -44,10 +45,12 @@ CommitterDep = Annotated[GroupCommitter, Depends(get_committer)]
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling. ``role`` is ``anonymous`` or a token role (``auditor``, ...)."""
+    """Who is calling. ``role`` is ``anonymous`` or a token role (``auditor``,
+    ``institution``, ``learner``)."""
 
     role: str
-    #: whom a token speaks for (an institution id); None for anonymous callers and auditors
+    #: whom a token speaks for (an institution id or a learner id); None for anonymous
+    #: callers and auditors
     subject: str | None = None
     token_id: str | None = None
 
@@ -55,22 +58,39 @@ class Principal:
     def is_auditor(self) -> bool:
         return self.role == "auditor"
 
-    def may_read_entry(self, entry_type: str, issuer: str, subject: str | None) -> bool:
-        """DESIGN.md §2 "Who reads entries": registry and rules entries are public; record,
-        conversion and transcript entries are readable by auditors.
+    def may_read_entry(
+        self,
+        entry_type: str,
+        issuer: str,
+        subject: str | None,
+        institutions: Collection[str] = frozenset(),
+    ) -> bool:
+        """DESIGN.md §2 "Who reads entries".
 
-        Extension points (later issues): an institution token whose ``subject`` is the
-        entry's ``issuer`` (or whose institution is the issuer's custodian), and a learner
-        whose id is the entry's ``subject``.
+        Registry and rules entries are public. Record, conversion and transcript entries are
+        readable by auditors, by the learner they are about (a learner token whose subject is
+        the entry's ``subject``) and by the institutions in ``institutions``: the entry's
+        issuer, the owner it was posted for (``on_behalf_of``) and that owner's custodian,
+        which the caller works out from the entry and the registry
+        (:func:`creditbank.service.institutions.entry_institutions`). ``issuer`` alone grants
+        nothing: without ``institutions`` no institution reads a private entry (fail closed).
         """
         if entry_type not in PRIVATE_TYPES:
             return True
-        return self.is_auditor
+        if self.is_auditor:
+            return True
+        if self.subject is None:
+            return False
+        if self.role == "learner":
+            return subject is not None and self.subject == subject
+        if self.role == "institution":
+            return self.subject in institutions
+        return False
 
 
 ANONYMOUS: Final = Principal("anonymous")
 
-_bearer = HTTPBearer(auto_error=False, description="an auditor (or institution) token")
+_bearer = HTTPBearer(auto_error=False, description="an auditor, institution or learner token")
 
 
 def get_principal(

@@ -197,8 +197,12 @@ def demo(
     ctx: typer.Context,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="seed only; do not serve")] = False,
 ) -> None:
-    """Initialise the home if needed, seed the sample institutions, then serve."""
-    from creditbank.service.demo import seed_demo
+    """Initialise the home if needed, import the bundled sample dataset, then serve."""
+    from importlib import resources
+
+    from creditbank.cli.import_cmds import progress_printer, summary_lines
+    from creditbank.service.demo import SAMPLE
+    from creditbank.service.importer import import_dataset
 
     settings = _state(ctx).settings()
     if (settings.keys_dir / "log.key").exists():
@@ -206,10 +210,12 @@ def demo(
     else:
         bank = init_home(settings)
     try:
-        added = seed_demo(bank)
+        report = import_dataset(bank, resources.files(SAMPLE), progress=progress_printer())
     finally:
         bank.close()
-    _out(f"demo home: {settings.home.resolve()} ({added} entries added)")
+    _out(f"demo home: {settings.home.resolve()} ({report.entries_appended} entries added)")
+    for line in summary_lines(report):
+        _out(line)
     _out(f"API docs: http://{settings.host}:{settings.port}/docs")
     if not no_serve:
         _serve(settings, settings.host, settings.port)
@@ -440,6 +446,9 @@ def auditor_token(
 # Command groups kept in their own modules register themselves on ``app`` when imported.
 # Each line imports one module (add yours on its own line; keep them sorted).
 # --- command modules ---
+from creditbank.cli import import_cmds  # noqa: E402, F401 - registers import
+from creditbank.cli import institution_cmds  # noqa: E402, F401 - registers institution, learner
+
 # --- end command modules ---
 
 

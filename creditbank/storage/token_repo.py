@@ -4,8 +4,9 @@ A token is ``cbt_`` followed by 43 URL-safe base64 characters (256 random bits).
 once when created; the database holds ``SHA-256(token)``, which is enough for lookup and
 useless to a reader of the database (the token has full entropy, so no salt is needed).
 
-Roles: ``auditor`` (reads every ledger entry). ``institution`` tokens (``subject`` = the
-institution id) are meant to live in the same table.
+Roles: ``auditor`` (reads every ledger entry), ``institution`` (``subject`` = the institution
+id: posts and reads its own records) and ``learner`` (``subject`` = the bank's learner id: reads
+that learner's records). A token is revoked by setting ``revoked_at``; it is never reused.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from creditbank.errors import InvalidInputError, StorageError
+from creditbank.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 from creditbank.storage.tables import tokens_t
 
 TOKEN_PREFIX: Final = "cbt_"  # noqa: S105 - a public prefix, not a secret
 #: longest text accepted as a token before hashing (checked first)
 MAX_TOKEN_LENGTH: Final = 128
-ROLES: Final = frozenset({"auditor", "institution"})
+ROLES: Final = frozenset({"auditor", "institution", "learner"})
+#: a token id: the first 8 bytes of the digest, in lower-case hex
+TOKEN_ID_LENGTH: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,11 @@ def find_token(conn: Connection, digest: bytes) -> StoredToken | None:
     if row is None:
         return None
     return StoredToken(
-        bytes(row.digest), str(row.role), row.subject, row.label, str(row.created_at),
+        bytes(row.digest),
+        str(row.role),
+        row.subject,
+        row.label,
+        str(row.created_at),
         row.revoked_at,
     )
 
@@ -121,3 +128,67 @@ def lookup_token(engine: Engine, token: str) -> StoredToken | None:
     if row is None or row.revoked_at is not None:
         return None
     return row
+
+
+def _by_token_id(conn: Connection, token_id: str) -> list[StoredToken]:
+    prefix = bytes.fromhex(token_id)
+    rows = conn.execute(
+        select(tokens_t).where(
+            tokens_t.c.digest >= prefix + bytes(32 - len(prefix)),
+            tokens_t.c.digest <= prefix + b"\xff" * (32 - len(prefix)),
+        )
+    )
+    return [
+        StoredToken(
+            bytes(r.digest), str(r.role), r.subject, r.label, str(r.created_at), r.revoked_at
+        )
+        for r in rows
+    ]
+
+
+def revoke_token(engine: Engine, token_id: str, *, now: str) -> StoredToken:
+    """Revoke the token named ``token_id`` (see :attr:`StoredToken.token_id`); idempotent.
+
+    Returns the token's record as it now stands (``revoked_at`` is the first revocation's time).
+
+    Raises:
+        InvalidInputError: ``token.id`` if ``token_id`` is not 16 lower-case hex digits.
+        NotFoundError: ``token.unknown`` if no token has that id.
+        ConflictError: ``token.ambiguous`` if several do (never seen: 64-bit ids).
+        StorageError: if the database is unavailable or not migrated.
+    """
+    if len(token_id) != TOKEN_ID_LENGTH or any(c not in "0123456789abcdef" for c in token_id):
+        raise InvalidInputError(
+            "a token id is 16 lower-case hex digits (as printed when it was made)",
+            code="token.id",
+        )
+    try:
+        with engine.begin() as conn:
+            found = _by_token_id(conn, token_id)
+            if not found:
+                raise NotFoundError(f"no token with id {token_id}", code="token.unknown")
+            if len(found) > 1:
+                raise ConflictError(f"token id {token_id} is ambiguous", code="token.ambiguous")
+            row = found[0]
+            if row.revoked_at is not None:
+                return row
+            conn.execute(
+                tokens_t.update().where(tokens_t.c.digest == row.digest).values(revoked_at=now)
+            )
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot revoke token: {type(e).__name__}") from e
+    return StoredToken(row.digest, row.role, row.subject, row.label, row.created_at, now)
+
+
+def revoke_subject_tokens(conn: Connection, *, role: str, subject: str, now: str) -> int:
+    """Revoke every live token of ``role`` speaking for ``subject``; returns how many."""
+    result = conn.execute(
+        tokens_t.update()
+        .where(
+            tokens_t.c.role == role,
+            tokens_t.c.subject == subject,
+            tokens_t.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount or 0)

@@ -1,7 +1,9 @@
 """The transparency-log endpoints (DESIGN.md §3): checkpoint, key, leaf hashes, entries, proofs.
 
 Everything here is public except record, conversion and transcript entries (DESIGN.md §2),
-which need a token allowed by :meth:`Principal.may_read_entry`. Proofs are served only
+which need a token allowed by :meth:`Principal.may_read_entry`: an auditor's, the learner's
+(the entry's subject), or that of an institution entitled to the entry (its issuer, the owner
+named in ``on_behalf_of``, or that owner's custodian). Proofs are served only
 against published checkpoint sizes.
 """
 
@@ -16,10 +18,11 @@ from pydantic import BeforeValidator
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from creditbank.api.deps import ANONYMOUS, BankDep, PrincipalDep
-from creditbank.core.entries import MEDIA_TYPE
+from creditbank.core.entries import MEDIA_TYPE, PRIVATE_TYPES
 from creditbank.core.merkle import MAX_TREE_SIZE
 from creditbank.core.signing import b64encode
 from creditbank.errors import ForbiddenError
+from creditbank.service.institutions import entry_institutions
 
 router = APIRouter(prefix="/log", tags=["log"])
 
@@ -124,7 +127,10 @@ def get_entry(
     who: PrincipalDep,
 ) -> Response:
     row = bank.ledger.entry(index)
-    if not who.may_read_entry(row.type, row.issuer, row.subject):
+    institutions: frozenset[str] = frozenset()
+    if who.role == "institution" and row.type in PRIVATE_TYPES:
+        institutions = entry_institutions(bank, row.type, row.issuer, bytes(row.data))
+    if not who.may_read_entry(row.type, row.issuer, row.subject, institutions):
         raise ForbiddenError(
             f"entry {index} is not public; reading it needs an authorised token",
             code="auth.forbidden",

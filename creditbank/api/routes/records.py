@@ -1,0 +1,229 @@
+"""Records and learners (DESIGN.md §3): post signed record entries, resolve learners, read.
+
+* ``POST /api/v1/records`` (institution token): an atomic batch of signed entries. The body is
+  parsed strictly by :func:`creditbank.service.institutions.parse_post_request` (duplicate
+  keys, floats, non-UTF-8, oversize → problem+json with stable codes); each entry object is
+  re-encoded with JCS, which reproduces exactly the bytes its issuer signed. 201 if anything
+  was appended, 200 if every entry was already in the log (idempotent re-post).
+* ``POST /api/v1/learners/resolve`` (institution token): identity document + name → learner
+  id and name-commitment salt; a malformed document is a 422 ``identity.*`` problem.
+* ``GET /api/v1/institutions/{id}/records`` (that institution's token, or its custodian's
+  once it is closed): its records by ledger index, paginated.
+* ``GET /api/v1/learners/{learner_id}/records`` (the learner's token or an auditor): every
+  record chain with its current state.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from creditbank.api.deps import BankDep, CommitterDep, Principal, PrincipalDep
+from creditbank.api.errors import problem
+from creditbank.api.routes.log import Decimal
+from creditbank.api.schemas import (
+    LearnerRecords,
+    LearnerResolve,
+    LearnerResolved,
+    RecordPage,
+    RecordResult,
+    RecordsCreate,
+    RecordsPosted,
+)
+from creditbank.core.canonical import parse_json_strict
+from creditbank.core.signing import b64encode
+from creditbank.errors import (
+    AuthError,
+    ForbiddenError,
+    InvalidInputError,
+    TooLargeError,
+)
+from creditbank.service import institutions as svc
+from creditbank.service.bank import Bank
+from creditbank.service.ledger import AppendOutcome
+from creditbank.service.records import ResolvedLearner
+
+router = APIRouter(tags=["records"])
+
+_PROBLEM: Final[dict[str, Any]] = {"content": {"application/problem+json": {}}}
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    s: _PROBLEM for s in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+_POST_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"model": RecordsPosted, "description": "every entry was already in the log"},
+    **_ERRORS,
+}
+_RESOLVE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    201: {"model": LearnerResolved, "description": "a new learner"},
+    **_ERRORS,
+}
+
+InstitutionIdPath = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$", description="institution id")
+]
+LearnerIdPath = Annotated[
+    str, Path(pattern=r"^LRN-[0-9A-Z]{16,32}$", description="the bank's learner id")
+]
+
+
+def _institution(who: Principal) -> str:
+    """The institution a token speaks for.
+
+    Raises:
+        AuthError: ``auth.required`` without a token.
+        ForbiddenError: ``auth.forbidden`` for any other kind of token.
+    """
+    if who.role == "anonymous":
+        raise AuthError("this needs an institution token", code="auth.required")
+    if who.role != "institution" or who.subject is None:
+        raise ForbiddenError(f"a {who.role} token cannot do this", code="auth.forbidden")
+    return who.subject
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw request body, refused as soon as it exceeds ``limit`` bytes.
+
+    Raises:
+        TooLargeError: ``input.too_large``.
+    """
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise TooLargeError(f"request body of {length} bytes exceeds {limit}")
+    chunks: list[bytes] = []
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise TooLargeError(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _post(bank: Bank, caller: str, data: bytes, submit: svc.Submit) -> list[AppendOutcome]:
+    return svc.post_records(bank, caller, svc.parse_post_request(data), submit=submit)
+
+
+@router.post(
+    "/records",
+    status_code=201,
+    response_model=RecordsPosted,
+    responses=_POST_RESPONSES,
+    summary="Post an atomic batch of signed record entries (institution token)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RecordsCreate.model_json_schema()}},
+        }
+    },
+)
+async def post_records(
+    request: Request, bank: BankDep, who: PrincipalDep, committer: CommitterDep
+) -> JSONResponse:
+    caller = _institution(who)
+    data = await _read_body(request, svc.MAX_POST_BYTES)
+    try:
+        outcomes = await run_in_threadpool(_post, bank, caller, data, committer.submit)
+    except svc.BatchForbidden as e:
+        return problem(403, e.code, e.title, e.message, instance=request.url.path, items=e.items)
+    posted = RecordsPosted(
+        results=[
+            RecordResult(index=o.index, leaf_hash=b64encode(o.leaf_hash), duplicate=o.duplicate)
+            for o in outcomes
+        ]
+    )
+    status = 201 if any(not o.duplicate for o in outcomes) else 200
+    return JSONResponse(posted.model_dump(), status_code=status)
+
+
+def _parse_resolve(data: bytes) -> LearnerResolve:
+    doc = parse_json_strict(data, max_size=svc.MAX_SMALL_BODY)
+    try:
+        return LearnerResolve.model_validate(doc)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInputError(f"{where}: {first['msg']}", code="request.invalid") from e
+
+
+@router.post(
+    "/learners/resolve",
+    response_model=LearnerResolved,
+    responses=_RESOLVE_RESPONSES,
+    summary="Map an identity document and name to the learner id and salt (institution token)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": LearnerResolve.model_json_schema()}},
+        }
+    },
+)
+async def resolve_learner(request: Request, bank: BankDep, who: PrincipalDep) -> JSONResponse:
+    _institution(who)
+    data = await _read_body(request, svc.MAX_SMALL_BODY)
+    req = _parse_resolve(data)
+
+    def run() -> ResolvedLearner:
+        return svc.resolve(
+            bank,
+            name=req.name,
+            doc_type=req.id_type,
+            number=req.id_number,
+            nationality=req.nationality,
+        )
+
+    try:
+        got = await run_in_threadpool(run)
+    except InvalidInputError as e:
+        if not e.code.startswith("identity."):
+            raise
+        return problem(
+            422, e.code, "Invalid identity document", e.message, instance=request.url.path
+        )
+    out = LearnerResolved(learner_id=got.learner_id, salt=got.salt_b64, created=got.created)
+    return JSONResponse(out.model_dump(), status_code=201 if got.created else 200)
+
+
+@router.get(
+    "/institutions/{institution_id}/records",
+    responses=_ERRORS,
+    summary="An institution's own records by ledger index (its token; its custodian's once closed)",
+)
+def list_institution_records(
+    institution_id: InstitutionIdPath,
+    bank: BankDep,
+    who: PrincipalDep,
+    after: Annotated[
+        int | None, Query(ge=0, description="ledger index to continue after"), Decimal
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=svc.MAX_PAGE), Decimal] = svc.DEFAULT_PAGE,
+) -> RecordPage:
+    caller = _institution(who)
+    page = svc.list_records(
+        bank, caller, institution_id, after=-1 if after is None else after, limit=limit
+    )
+    return RecordPage.model_validate({"records": page.records, "next_after": page.next_after})
+
+
+@router.get(
+    "/learners/{learner_id}/records",
+    responses=_ERRORS,
+    summary="A learner's record chains with their current state (the learner's token or an "
+    "auditor)",
+)
+def get_learner_records(
+    learner_id: LearnerIdPath, bank: BankDep, who: PrincipalDep
+) -> LearnerRecords:
+    if who.role == "anonymous":
+        raise AuthError("this needs the learner's token or an auditor token", code="auth.required")
+    if not (who.is_auditor or (who.role == "learner" and who.subject == learner_id)):
+        raise ForbiddenError(
+            "only the learner or an auditor reads these records", code="auth.forbidden"
+        )
+    chains = svc.learner_records(bank, learner_id)
+    return LearnerRecords.model_validate(
+        {"learner_id": learner_id, "chains": [c.as_dict() for c in chains]}
+    )
