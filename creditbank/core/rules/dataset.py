@@ -429,8 +429,6 @@ def parse_rule(value: Any, where: str = "rule") -> ConversionRule:
             f"{cw}: unknown cap(s) {', '.join(unknown)}", code="input.unknown_condition"
         )
     tiers_value = s.get("credits_by_tier")
-    if tiers_value is None:
-        tiers_value = d.get("credits_by_tier")
     source = SourcePattern(
         kind=_str(s, "kind", sw),
         certificate_type_ids=_opt_strs(s, "certificate_type_ids", sw),
