@@ -446,6 +446,7 @@ def auditor_token(
 # Command groups kept in their own modules register themselves on ``app`` when imported.
 # Each line imports one module (add yours on its own line; keep them sorted).
 # --- command modules ---
+from creditbank.cli import client_cmds  # noqa: E402, F401 - registers keys, post
 from creditbank.cli import import_cmds  # noqa: E402, F401 - registers import
 from creditbank.cli import institution_cmds  # noqa: E402, F401 - registers institution, learner
 

@@ -1,0 +1,812 @@
+"""The institution's side of ``POST /api/v1/records``: resolve, sign, post, journal, resume.
+
+:func:`post_file` runs the whole flow for one CSV or JSONL file:
+
+1. **Validate every row locally** (:mod:`creditbank.client.csvformat`); invalid rows are
+   reported and never sent.
+2. **Skip rows already acknowledged** according to the journal kept next to the input
+   (``FILE.creditbank-journal.jsonl``). A row whose content changed since it was acknowledged
+   is reported (``post.changed``): an acknowledged record is corrected by a new row with
+   ``corrects``, never by editing the old one.
+3. **Resolve learners** (``POST /api/v1/learners/resolve``), once per identity document in a
+   run, several at a time; the bank answers the opaque learner id and the learner's
+   commitment salt. Bodies get ``learner`` and ``name_commitment`` = base64(SHA-256(salt ‖
+   NFC(name))); the plain name travels beside the entry (``names``) into the bank's
+   personal-data tables, never into the log.
+4. **Sign** each entry with the institution's private key, which never leaves this machine.
+5. **Post in batches** (``POST /api/v1/records``), one batch in flight while the next is
+   prepared. A rejected batch (problem+json with ``items``) writes nothing: its failing items
+   are reported and the rest is posted again. Network errors, 429 and 5xx are retried with
+   exponential backoff a bounded number of times; posting is idempotent, so a retry of a batch
+   the bank did store is answered as duplicates with the original indexes.
+6. **Journal** every acknowledged row (record id, index, leaf hash) and fsync, batch by batch.
+   After an interruption a re-run skips what the journal holds; a batch acknowledged but not
+   journaled (a crash in between) is posted again and answered as duplicates, so nothing is
+   ever stored twice.
+
+The client imports only :mod:`creditbank.core`, :mod:`creditbank.errors` and ``httpx``: it is
+what an institution runs, not part of the bank.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import httpx
+
+from creditbank import __version__
+from creditbank.client.csvformat import RECORD_REVOKED, Row, RowError, count_rows, parse_file
+from creditbank.core import merkle
+from creditbank.core.entries import build_entry, format_time, sign_entry
+from creditbank.core.identity import IdentityDoc
+from creditbank.core.signing import (
+    Ed25519Signer,
+    Signer,
+    entry_key_id,
+    format_signer_key,
+    format_verifier_key,
+    parse_signer_key,
+)
+from creditbank.errors import (
+    AuthError,
+    ConfigurationError,
+    ConflictError,
+    CreditBankError,
+    ForbiddenError,
+    InvalidInputError,
+    VerificationError,
+)
+
+DEFAULT_BATCH_SIZE: Final = 500
+#: the bank takes at most 1,000 entries (and 4 MiB) per request
+MAX_BATCH_SIZE: Final = 1_000
+JOURNAL_SUFFIX: Final = ".creditbank-journal.jsonl"
+JOURNAL_FORMAT: Final = "creditbank-post-journal"
+#: attempts per request (the first and its retries) and the backoff between them
+MAX_ATTEMPTS: Final = 6
+BACKOFF_START: Final = 0.5
+BACKOFF_MAX: Final = 10.0
+RESOLVE_CONCURRENCY: Final = 8
+RECORDS_PATH: Final = "/api/v1/records"
+RESOLVE_PATH: Final = "/api/v1/learners/resolve"
+_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class PostError(CreditBankError):
+    """Posting stopped: the bank is unreachable or answered what the client cannot use."""
+
+    code = "post.failed"
+    title = "Posting failed"
+
+
+# --- key files ---------------------------------------------------------------------------------
+def generate_key_file(path: Path, institution: str) -> Ed25519Signer:
+    """Create an institution's Ed25519 key file ``PRIVATE+KEY+<institution>+…`` (mode 0600).
+
+    Raises:
+        ConflictError: ``keys.exists`` if the file exists (a key is never overwritten).
+        InvalidInputError: ``key.bad_name`` if the institution id cannot name a key.
+        ConfigurationError: if the file cannot be written.
+    """
+    signer = Ed25519Signer.from_seed(secrets.token_bytes(32))
+    text = format_signer_key(institution, signer.seed) + "\n"  # checks the name first
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as e:
+        raise ConflictError(f"refusing to overwrite existing key {path}", code="keys.exists") from e
+    except OSError as e:
+        raise ConfigurationError(f"cannot create key file {path}: {e.strerror}") from e
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(path, 0o600)
+    return signer
+
+
+def public_key_line(institution: str, signer: Signer) -> str:
+    """The public half to give the bank: the C2SP verifier key ``<id>+<hex8>+<base64>``.
+
+    Raises:
+        InvalidInputError: ``key.bad_name`` if the institution id cannot name a key.
+    """
+    return format_verifier_key(institution, signer.public_bytes)
+
+
+def load_key_file(path: Path) -> tuple[str, Ed25519Signer]:
+    """Read a ``PRIVATE+KEY`` file; returns the key name (the institution id) and the signer.
+
+    Raises:
+        ConfigurationError: if the file is missing, unreadable, readable by others or malformed.
+    """
+    try:
+        mode = path.stat().st_mode & 0o777
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not ASCII"
+        raise ConfigurationError(f"cannot read key file {path}: {why}", code="keys.read") from e
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"key file {path} is readable by others (mode {mode:o}); chmod 600 it",
+            code="keys.mode",
+        )
+    try:
+        return parse_signer_key(text)
+    except CreditBankError as e:
+        raise ConfigurationError(f"key file {path} is malformed: {e}", code="keys.read") from e
+
+
+# --- journal -----------------------------------------------------------------------------------
+def default_journal_path(path: Path) -> Path:
+    """``FILE.creditbank-journal.jsonl`` next to the input file."""
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """One acknowledged row, as journaled."""
+
+    key: str
+    row: int
+    index: int
+    leaf_hash: str
+    duplicate: bool
+    digest: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "row": self.row,
+            "index": self.index,
+            "leaf_hash": self.leaf_hash,
+            "duplicate": self.duplicate,
+            "digest": self.digest,
+        }
+
+
+class Journal:
+    """Append-only JSONL journal of acknowledged rows (one fsync per batch).
+
+    The first line names the format, the institution and the bank; then one line per
+    acknowledged row. A torn last line (a crash while writing) is dropped when the journal is
+    opened again. The journal holds record ids, indexes, leaf hashes and row digests: no
+    names and no identity numbers.
+    """
+
+    def __init__(self, path: Path, *, institution: str, url: str) -> None:
+        self.path = path
+        self.acks: dict[str, Ack] = {}
+        header = {"format": JOURNAL_FORMAT, "v": 1, "institution": institution, "url": url}
+        try:
+            existing = path.read_bytes() if path.exists() else b""
+        except OSError as e:
+            raise ConfigurationError(f"cannot read journal {path}: {e.strerror}") from e
+        good = self._load(existing, header) if existing else 0
+        try:
+            if good < len(existing):  # a torn tail (or a torn header): drop it
+                with path.open("r+b") as f:
+                    f.truncate(good)
+            self._file = path.open("ab")
+        except OSError as e:
+            raise ConfigurationError(f"cannot write journal {path}: {e.strerror}") from e
+        if good == 0:
+            self._write([header])
+
+    def _load(self, data: bytes, header: Mapping[str, Any]) -> int:
+        """Read the journal; returns the length of its intact part."""
+        end = data.rfind(b"\n") + 1
+        lines = data[:end].split(b"\n")[:-1]
+        if not lines:
+            return 0
+        try:
+            first = json.loads(lines[0])
+        except ValueError as e:
+            raise ConfigurationError(
+                f"{self.path} is not a creditbank journal", code="post.journal"
+            ) from e
+        if not isinstance(first, dict) or first.get("format") != JOURNAL_FORMAT:
+            raise ConfigurationError(
+                f"{self.path} is not a creditbank journal", code="post.journal"
+            )
+        for name in ("institution", "url"):
+            if first.get(name) != header[name]:
+                raise ConfigurationError(
+                    f"journal {self.path} was written for {name} {first.get(name)!r}, not "
+                    f"{header[name]!r}; pass another --journal to post this file elsewhere",
+                    code="post.journal",
+                )
+        for n, line in enumerate(lines[1:], start=2):
+            try:
+                doc = json.loads(line)
+                ack = Ack(
+                    key=str(doc["key"]),
+                    row=int(doc["row"]),
+                    index=int(doc["index"]),
+                    leaf_hash=str(doc["leaf_hash"]),
+                    duplicate=bool(doc["duplicate"]),
+                    digest=str(doc["digest"]),
+                )
+            except (ValueError, KeyError, TypeError) as e:
+                raise ConfigurationError(
+                    f"journal {self.path} line {n} is corrupt", code="post.journal"
+                ) from e
+            self.acks[ack.key] = ack
+        return end
+
+    def _write(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        data = b"".join(
+            json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for d in docs
+        )
+        self._file.write(data)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def record(self, acks: Sequence[Ack]) -> None:
+        """Append acknowledged rows durably (flush and fsync)."""
+        if not acks:
+            return
+        self._write([a.as_dict() for a in acks])
+        for a in acks:
+            self.acks[a.key] = a
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    learner_id: str
+    salt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ItemProblem:
+    """One failing item of a rejected batch (or the whole request's problem)."""
+
+    index: int | None
+    code: str
+    detail: str
+
+
+class BatchRefused(Exception):  # noqa: N818 - an answer, not a failure of the client
+    """The bank refused the batch as a whole; ``items`` names the failing entries."""
+
+    def __init__(self, status: int, problem: ItemProblem, items: list[ItemProblem]) -> None:
+        super().__init__(problem.detail)
+        self.status = status
+        self.problem = problem
+        self.items = items
+
+
+class Sleeper(Protocol):
+    def __call__(self, seconds: float, /) -> None: ...
+
+
+class BankAPI:
+    """The two endpoints the client uses, with bounded retries and backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 120.0,
+        attempts: int = MAX_ATTEMPTS,
+        sleep: Sleeper = time.sleep,
+    ) -> None:
+        self.attempts = max(1, attempts)
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "User-Agent": f"creditbank-post/{__version__}",
+                "Accept": "application/json, application/problem+json",
+            },
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=RESOLVE_CONCURRENCY + 2),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, path: str, content: bytes) -> httpx.Response:
+        delay = BACKOFF_START
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self._http.post(
+                    path, content=content, headers={"Content-Type": "application/json"}
+                )
+            except httpx.TransportError as e:
+                last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            else:
+                if response.status_code not in _RETRY_STATUSES:
+                    return response
+                last = f"HTTP {response.status_code} {_problem(response).detail}"
+                retry_after = response.headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    delay = max(delay, min(float(retry_after), 30.0))
+            if attempt < self.attempts:
+                self._sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+        raise PostError(
+            f"{path}: no answer after {self.attempts} attempts ({last}); "
+            "re-run the same command to resume",
+            code="post.unreachable",
+        )
+
+    def resolve(self, doc: IdentityDoc, name: str) -> Resolved:
+        """Map an identity document and name to the learner id and commitment salt.
+
+        Raises:
+            BatchRefused: the bank refused this identity (e.g. ``identity.checksum``).
+            AuthError: the token is refused.
+            PostError: no usable answer.
+        """
+        request: dict[str, Any] = {
+            "name": name,
+            "id_type": doc.doc_type,
+            "id_number": doc.number,
+            "nationality": doc.nationality,
+        }
+        response = self._request(RESOLVE_PATH, json.dumps(request).encode())
+        if response.status_code not in (200, 201):
+            _raise_refused(response)
+        try:
+            doc_out = response.json()
+            learner_id = doc_out["learner_id"]
+            salt = base64.b64decode(doc_out["salt"], validate=True)
+        except (ValueError, KeyError, TypeError, binascii.Error) as e:
+            raise PostError(f"{RESOLVE_PATH}: malformed answer", code="post.protocol") from e
+        if not isinstance(learner_id, str) or len(salt) != 16:
+            raise PostError(f"{RESOLVE_PATH}: malformed answer", code="post.protocol")
+        return Resolved(learner_id, salt)
+
+    def post_records(self, raws: Sequence[bytes], names: Sequence[str | None]) -> list[Any]:
+        """Post signed entries; returns the ``results`` (one per entry, in order).
+
+        Raises:
+            BatchRefused: the batch was rejected (nothing written).
+            AuthError: the token is refused.
+            PostError: no usable answer.
+        """
+        body = (
+            b'{"entries":['
+            + b",".join(raws)
+            + b'],"names":'
+            + json.dumps(list(names), ensure_ascii=False).encode()
+            + b"}"
+        )
+        response = self._request(RECORDS_PATH, body)
+        if response.status_code not in (200, 201):
+            _raise_refused(response)
+        try:
+            results = response.json()["results"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise PostError(f"{RECORDS_PATH}: malformed answer", code="post.protocol") from e
+        if not isinstance(results, list) or len(results) != len(raws):
+            raise PostError(
+                f"{RECORDS_PATH}: {len(raws)} entries posted but not as many results",
+                code="post.protocol",
+            )
+        return results
+
+
+def _problem(response: httpx.Response) -> ItemProblem:
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return ItemProblem(None, f"http.{response.status_code}", response.reason_phrase)
+    code = doc.get("code") or f"http.{response.status_code}"
+    detail = doc.get("detail") or doc.get("title") or response.reason_phrase
+    return ItemProblem(None, str(code), str(detail))
+
+
+def _raise_refused(response: httpx.Response) -> None:
+    problem = _problem(response)
+    items: list[ItemProblem] = []
+    try:
+        raw_items = response.json().get("items")
+    except (ValueError, AttributeError):
+        raw_items = None
+    if isinstance(raw_items, list):
+        for it in raw_items:
+            if isinstance(it, dict) and isinstance(it.get("index"), int):
+                items.append(
+                    ItemProblem(
+                        int(it["index"]),
+                        str(it.get("code") or problem.code),
+                        str(it.get("detail") or it.get("message") or problem.detail),
+                    )
+                )
+    status = response.status_code
+    if not items and status == 401:
+        raise AuthError(f"the bank refused the token: {problem.detail}", code=problem.code)
+    if not items and status == 403:
+        raise ForbiddenError(f"the bank refused: {problem.detail}", code=problem.code)
+    raise BatchRefused(status, problem, items)
+
+
+# --- the run -----------------------------------------------------------------------------------
+@dataclass
+class PostReport:
+    """What a run did. ``invalid`` rows failed local checks; ``rejected`` rows the bank's."""
+
+    path: Path
+    rows: int = 0
+    posted: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    invalid: list[RowError] = field(default_factory=list)
+    rejected: list[RowError] = field(default_factory=list)
+    learners_resolved: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.invalid and not self.rejected
+
+    @property
+    def failures(self) -> list[RowError]:
+        """Invalid and rejected rows, in row order."""
+        return sorted(self.invalid + self.rejected, key=lambda e: e.row)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "rows": self.rows,
+            "posted": self.posted,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "invalid": len(self.invalid),
+            "rejected": len(self.rejected),
+            "learners_resolved": self.learners_resolved,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "failures": [e.as_dict() for e in self.failures],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    row: Row
+    raw: bytes
+
+
+class ProgressSink(Protocol):
+    """Where a run reports progress (a rich progress bar in the CLI)."""
+
+    def start(self, phase: str, total: int) -> None: ...
+
+    def advance(self, phase: str, n: int) -> None: ...
+
+
+class _NoProgress:
+    def start(self, phase: str, total: int) -> None:
+        pass
+
+    def advance(self, phase: str, n: int) -> None:
+        pass
+
+
+def utc_now() -> datetime:
+    """The client's clock (UTC). The bank judges dates by its own clock, in UTC too."""
+    return datetime.now(UTC)  # noqa: TID251 - the client has no service clock; this is its one
+
+
+@dataclass
+class Poster:
+    """One run of posting a file; see :func:`post_file`."""
+
+    api: BankAPI
+    institution: str
+    signer: Signer
+    journal: Journal
+    batch_size: int = DEFAULT_BATCH_SIZE
+    clock: Callable[[], datetime] = utc_now
+    progress: ProgressSink = field(default_factory=_NoProgress)
+    after_batch: Callable[[int], None] | None = None
+    report: PostReport = field(default_factory=lambda: PostReport(Path()))
+    _learners: dict[tuple[str, str, str], Resolved | ItemProblem] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.key_id = entry_key_id(self.signer.public_bytes)
+
+    # -- preparing ---------------------------------------------------------------------------
+    def _resolve_all(self, rows: Sequence[Row], pool: ThreadPoolExecutor) -> None:
+        todo: dict[tuple[str, str, str], Row] = {}
+        for r in rows:
+            if r.identity is None:
+                continue
+            k = _identity_key(r.identity)
+            if k not in self._learners and k not in todo:
+                todo[k] = r
+        if not todo:
+            return
+        futures = {
+            k: pool.submit(self.api.resolve, r.identity, r.name or "")
+            for k, r in todo.items()
+            if r.identity is not None
+        }
+        for k, fut in futures.items():
+            try:
+                self._learners[k] = fut.result()
+                self.report.learners_resolved += 1
+            except BatchRefused as e:
+                self._learners[k] = e.problem
+
+    def prepare(self, rows: Sequence[Row], pool: ThreadPoolExecutor) -> list[_Prepared]:
+        """Resolve the learners of ``rows`` and sign their entries (refused ones reported)."""
+        self._resolve_all(rows, pool)
+        at = format_time(self.clock())
+        out: list[_Prepared] = []
+        for r in rows:
+            body = dict(r.body)
+            if r.identity is not None:
+                learner = self._learners[_identity_key(r.identity)]
+                if isinstance(learner, ItemProblem):
+                    self._reject(r, learner.code, learner.detail)
+                    continue
+                body = r.complete_body(learner.learner_id, learner.salt)
+            try:
+                unsigned = build_entry(r.entry_type, self.institution, self.key_id, at, body)
+                out.append(_Prepared(r, sign_entry(unsigned, self.signer)))
+            except InvalidInputError as e:
+                self._reject(r, e.code, e.message)
+        return out
+
+    # -- posting -----------------------------------------------------------------------------
+    def post(self, batch: list[_Prepared]) -> None:
+        """Post one batch until every item is stored or rejected; journal the stored ones."""
+        pending = batch
+        while pending:
+            names = [p.row.name if p.row.entry_type != RECORD_REVOKED else None for p in pending]
+            try:
+                results = self.api.post_records([p.raw for p in pending], names)
+            except BatchRefused as refusal:
+                pending = self._drop_refused(pending, refusal)
+                continue
+            self._acknowledge(pending, results)
+            return
+
+    def _drop_refused(self, pending: list[_Prepared], refusal: BatchRefused) -> list[_Prepared]:
+        bad = {i.index: i for i in refusal.items if i.index is not None and i.index < len(pending)}
+        if not bad and len(pending) > 1:
+            # too large for the bank (413), or no item named: post it in halves, which also
+            # isolates the culprits
+            half = len(pending) // 2
+            self.post(pending[:half])
+            return pending[half:]
+        if not bad:
+            bad = {0: refusal.problem}
+        for i, problem in sorted(bad.items()):
+            p = pending[i]
+            self._reject(p.row, problem.code, problem.detail)
+        return [p for i, p in enumerate(pending) if i not in bad]
+
+    def _reject(self, row: Row, code: str, detail: str) -> None:
+        self.report.rejected.append(RowError(row.row, row.record_id, code, detail))
+        self.progress.advance("post", 1)
+
+    def _acknowledge(self, pending: list[_Prepared], results: list[Any]) -> None:
+        acks: list[Ack] = []
+        mismatched: list[int] = []
+        for p, res in zip(pending, results, strict=True):
+            try:
+                index = res["index"]
+                leaf = res["leaf_hash"]
+                duplicate = bool(res.get("duplicate", False))
+            except (KeyError, TypeError) as e:
+                raise PostError(f"{RECORDS_PATH}: malformed result", code="post.protocol") from e
+            if not isinstance(index, int) or isinstance(index, bool) or not isinstance(leaf, str):
+                raise PostError(f"{RECORDS_PATH}: malformed result", code="post.protocol")
+            if not duplicate and leaf != _leaf_b64(p.raw):
+                mismatched.append(p.row.row)
+            acks.append(Ack(p.row.journal_key, p.row.row, index, leaf, duplicate, p.row.digest))
+            if duplicate:
+                self.report.duplicates += 1
+            else:
+                self.report.posted += 1
+        self.journal.record(acks)
+        self.report.batches += 1
+        self.progress.advance("post", len(pending))
+        if mismatched:
+            raise VerificationError(
+                f"the bank's leaf hash differs from the entry signed for row(s) "
+                f"{', '.join(map(str, mismatched[:10]))}: it did not store the bytes sent",
+                code="post.leaf_hash",
+            )
+
+    def run(self, rows: Sequence[Row]) -> None:
+        """Prepare batch k+1 while batch k is posted; stop at the first fatal error."""
+        batches = [
+            list(rows[i : i + self.batch_size]) for i in range(0, len(rows), self.batch_size)
+        ]
+        if not batches:
+            return
+        self.progress.start("post", len(rows))
+        with ExitStack() as stack:
+            resolver = stack.enter_context(ThreadPoolExecutor(RESOLVE_CONCURRENCY, "resolve"))
+            preparer = stack.enter_context(ThreadPoolExecutor(1, "prepare"))
+            stack.callback(preparer.shutdown, wait=True, cancel_futures=True)
+            ahead: Future[list[_Prepared]] = preparer.submit(self.prepare, batches[0], resolver)
+            for k in range(len(batches)):
+                t0 = time.perf_counter()
+                prepared = ahead.result()
+                self._add_time("wait_prepare", time.perf_counter() - t0)
+                if k + 1 < len(batches):
+                    ahead = preparer.submit(self.prepare, batches[k + 1], resolver)
+                t0 = time.perf_counter()
+                self.post(prepared)
+                self._add_time("post", time.perf_counter() - t0)
+                if self.after_batch is not None:
+                    self.after_batch(k + 1)
+
+    def _add_time(self, name: str, seconds: float) -> None:
+        self.report.timings[name] = self.report.timings.get(name, 0.0) + seconds
+
+
+def _identity_key(doc: IdentityDoc) -> tuple[str, str, str]:
+    return (doc.doc_type, doc.nationality, doc.number)
+
+
+def _leaf_b64(raw: bytes) -> str:
+    return base64.b64encode(merkle.leaf_hash(raw)).decode("ascii")
+
+
+@contextmanager
+def _opened(api: BankAPI, journal: Journal) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        journal.close()
+        api.close()
+
+
+def post_file(
+    path: Path,
+    *,
+    institution: str,
+    signer: Signer,
+    url: str,
+    token: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    journal_path: Path | None = None,
+    workers: int = 1,
+    today: date | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    progress: ProgressSink | None = None,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Sleeper = time.sleep,
+    attempts: int = MAX_ATTEMPTS,
+    after_batch: Callable[[int], None] | None = None,
+    dry_run: bool = False,
+) -> PostReport:
+    """Validate, resolve, sign and post every row of ``path``; see the module docstring.
+
+    Args:
+        path: a ``.csv`` or ``.jsonl`` file (docs/csv-format.md).
+        institution: the posting institution's id (the entries' ``issuer``).
+        signer: its private key.
+        url: the bank's base URL, e.g. ``https://bank.example``.
+        token: the institution's API token.
+        batch_size: entries per request (1 to 1,000).
+        journal_path: default ``FILE.creditbank-journal.jsonl``.
+        workers: processes validating rows (large files).
+        today: dates after it are refused locally; default the UTC date of ``clock``.
+        clock: the signing time of the entries.
+        progress: receives phase totals and advances.
+        transport: an ``httpx`` transport (tests).
+        sleep: used between retries (tests).
+        attempts: tries per request before giving up.
+        after_batch: called with the number of batches done after each is journaled (tests).
+        dry_run: validate and report only; nothing is sent and no journal is written.
+
+    Returns:
+        The report; ``report.ok`` is false if any row was invalid or rejected.
+
+    Raises:
+        InvalidInputError: the file as a whole is unreadable, or ``batch_size`` out of range.
+        ConfigurationError: the journal belongs to another institution or bank, or is corrupt.
+        AuthError: the bank refused the token.
+        PostError: the bank stayed unreachable; the journal keeps what was acknowledged.
+        VerificationError: the bank's leaf hash differs from the signed entry.
+    """
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise InvalidInputError(f"batch size must be 1 to {MAX_BATCH_SIZE}", code="post.batch_size")
+    sink = progress or _NoProgress()
+    started = time.perf_counter()
+    report = PostReport(path)
+    day = today or clock().astimezone(UTC).date()
+
+    sink.start("validate", count_rows(path))
+    t0 = time.perf_counter()
+    rows, invalid = parse_file(
+        path,
+        issuer=institution,
+        today=day,
+        workers=workers,
+        progress=lambda n: sink.advance("validate", n),
+    )
+    report.timings["validate"] = time.perf_counter() - t0
+    report.rows = len(rows) + len(invalid)
+    report.invalid = invalid
+    if dry_run:
+        report.seconds = time.perf_counter() - started
+        return report
+
+    base = url.rstrip("/")
+    journal = Journal(journal_path or default_journal_path(path), institution=institution, url=base)
+    api = BankAPI(base, token, transport=transport, sleep=sleep, attempts=attempts)
+    with _opened(api, journal):
+        todo: list[Row] = []
+        for r in rows:
+            ack = journal.acks.get(r.journal_key)
+            if ack is None:
+                todo.append(r)
+            elif ack.digest != r.digest:
+                report.rejected.append(
+                    RowError(
+                        r.row,
+                        r.record_id,
+                        "post.changed",
+                        f"changed since it was posted at index {ack.index}; post a correction "
+                        "(a new record_id with corrects) instead",
+                    )
+                )
+            else:
+                report.skipped += 1
+        poster = Poster(
+            api=api,
+            institution=institution,
+            signer=signer,
+            journal=journal,
+            batch_size=batch_size,
+            clock=clock,
+            progress=sink,
+            after_batch=after_batch,
+            report=report,
+        )
+        try:
+            poster.run(todo)
+        finally:
+            report.seconds = time.perf_counter() - started
+    return report
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "JOURNAL_SUFFIX",
+    "Ack",
+    "BankAPI",
+    "Journal",
+    "PostError",
+    "PostReport",
+    "ProgressSink",
+    "default_journal_path",
+    "generate_key_file",
+    "load_key_file",
+    "post_file",
+    "public_key_line",
+]
