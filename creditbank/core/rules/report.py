@@ -61,12 +61,15 @@ def build_report(
     """Build the conversion report as of a date (``expected.json`` structure).
 
     Decisions dated after ``as_of`` are left out (they had not happened by then). Grants are
-    labelled ``G001``, ``G002``... in decision order over all learners.
+    labelled ``G001``, ``G002``... in decision order over all the decisions given, so a
+    report on a subset of learners labels grants as the full report does.
 
     Args:
         as_of: The report date: grant status, voids and native passes are as of it.
-        learner_ids: Learners to report, in output order (``learners.json`` order).
-        decisions: Decisions of any learners, in any order.
+        learner_ids: Learners to report, in output order (``learners.json`` order); a
+            learner without decisions gets an empty entry.
+        decisions: Decisions of any learners, in any order (others' are only counted for
+            the grant labels).
         records: Record index per learner (``RunResult.records``).
         catalog: The catalogue (programme courses for ``native_credits_passed``).
         include_explanations: Add ``explanation_zh``/``explanation_en`` to every grant and
@@ -76,8 +79,7 @@ def build_report(
         A JSON-ready dict.
 
     Raises:
-        InvalidInputError: A decision concerns a learner not in ``learner_ids``, or names a
-            programme the catalogue does not have.
+        InvalidInputError: A reported decision names a programme the catalogue does not have.
     """
     wanted = set(learner_ids)
     ordered = sorted(
@@ -86,17 +88,13 @@ def build_report(
     by_learner: dict[str, list[tuple[Decision, list[str]]]] = {}
     counter = 0
     for decision in ordered:
-        lid = decision.application.learner_id
-        if lid not in wanted:
-            raise InvalidInputError(
-                f"decision {decision.application.id} is for {lid}, who is not in the report",
-                code="input.unknown_learner",
-            )
         labels = []
         for _ in decision.grants:
             counter += 1
             labels.append(grant_label(counter))
-        by_learner.setdefault(lid, []).append((decision, labels))
+        lid = decision.application.learner_id
+        if lid in wanted:
+            by_learner.setdefault(lid, []).append((decision, labels))
 
     learners_out: list[dict[str, Any]] = []
     for lid in learner_ids:
