@@ -93,7 +93,7 @@ def _views(records: LearnerRecords, on: dt.date, kind: str | None = None) -> lis
             if found is None:  # pragma: no cover - the root itself is posted by D
                 continue
             eff = found
-        if kind is None or eff.payload.KIND == kind:
+        if kind is None or kind == eff.payload.KIND:
             out.append(_View(chain, eff, on))
     out.sort(key=_order)
     return out
