@@ -1,12 +1,15 @@
 """Helpers shared by the storage tests and the child processes they start.
 
-Run as a script by the concurrency and crash tests (a fresh interpreter per child, so every
-child opens its own :class:`Bank`, engine and connections)::
+Run as a script by the concurrency and crash tests. Every child process opens its own
+:class:`Bank`, engine and connections (the crash children are forked by ``crash-server``
+from an interpreter that has only imported, to spare a second of start-up per kill)::
 
     python tests/storage/_workers.py concurrent --home H [--db-url U] --sync S --seed HEX \
         --institution ID --worker K --count 2000 --batch 100 --out FILE --go FILE
     python tests/storage/_workers.py crash --home H [--db-url U] --seed HEX \
         --institution ID --run R --batch B --ack FILE
+    python tests/storage/_workers.py crash-server --home H [--db-url U] --batch B
+        (forks a ``crash`` child per ``run N ACKFILE`` line on stdin)
 
 Only ``creditbank`` is imported here, never the test modules, so the script needs no
 ``sys.path`` tricks.
@@ -19,6 +22,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +35,10 @@ from creditbank.service.bank import Bank, open_bank
 from creditbank.service.clock import Clock, SystemClock
 
 COLLEGE_ID = "COLLEGE-1"
+#: ``validate_records`` for every bank opened here: these tests are about the log itself, so
+#: the record semantics (schemas, learners, chains) are off (the ledger-only mode); signatures
+#: and key validity are still checked under the lock.
+VALIDATE_RECORDS = False
 #: a fixed test seed for the college's Ed25519 key (tests only)
 COLLEGE_SEED = bytes(range(32))
 
@@ -98,7 +106,7 @@ def run_concurrent(args: argparse.Namespace) -> None:
     """Append ``count`` entries in batches once ``--go`` exists; write every outcome."""
     clock: Clock = SystemClock()
     settings = _settings(args, sqlite_synchronous=args.sync, checkpoint_interval=0.5)
-    bank = open_bank(settings)
+    bank = open_bank(settings, validate_records=VALIDATE_RECORDS)
     signer = college_signer(bytes.fromhex(args.seed))
     raws = record_entries(signer, args.institution, f"w{args.worker}", 0, args.count, clock.now())
     Path(f"{args.out}.ready").touch()
@@ -123,7 +131,7 @@ def run_crash(args: argparse.Namespace) -> None:
     line written is ``{"ready": true}``, once the bank is open; the parent SIGKILLs us.
     """
     clock: Clock = SystemClock()
-    bank = open_bank(_settings(args, checkpoint_interval=0.0))
+    bank = open_bank(_settings(args, checkpoint_interval=0.0), validate_records=VALIDATE_RECORDS)
     signer = college_signer(bytes.fromhex(args.seed))
     with open(args.ack, "a", encoding="utf-8") as ack:
         _write_synced(ack, json.dumps({"ready": args.run}) + "\n")
@@ -141,9 +149,47 @@ def run_crash(args: argparse.Namespace) -> None:
             n += size
 
 
+def serve_crash_children(args: argparse.Namespace) -> None:
+    """Fork a fresh crash child per request, from this interpreter with its imports done.
+
+    Starting an interpreter costs about a second; forking one that has imported everything
+    costs milliseconds, so the crash test can afford many kills. Nothing here opens a
+    database or starts a thread before forking: each child opens its own :class:`Bank`.
+
+    Commands on stdin, answers on stdout, one line each:
+    ``run N ACKFILE`` -> the child's pid; ``reap PID`` -> its raw wait status.
+    """
+    # warm the imports every child needs (the drivers and their dialects load lazily)
+    import sqlite3  # noqa: F401
+
+    import psycopg  # noqa: F401
+    import sqlalchemy.dialects.postgresql.psycopg
+    import sqlalchemy.dialects.sqlite.pysqlite  # noqa: F401
+
+    while line := sys.stdin.readline():
+        cmd, *rest = line.split()
+        if cmd == "run":
+            sys.stdout.flush()
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    run_crash(
+                        argparse.Namespace(**{**vars(args), "run": int(rest[0]), "ack": rest[1]})
+                    )
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            print(pid, flush=True)
+        elif cmd == "reap":
+            _, status = os.waitpid(int(rest[0]), 0)
+            print(status, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["concurrent", "crash"])
+    p.add_argument("mode", choices=["concurrent", "crash", "crash-server"])
     p.add_argument("--home", required=True)
     p.add_argument("--db-url", default="")
     p.add_argument("--sync", default="FULL")
@@ -159,8 +205,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.mode == "concurrent":
         run_concurrent(args)
-    else:
+    elif args.mode == "crash":
         run_crash(args)
+    else:
+        serve_crash_children(args)
 
 
 if __name__ == "__main__":

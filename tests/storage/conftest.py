@@ -25,7 +25,7 @@ from creditbank.core.signing import Ed25519Signer
 from creditbank.service.audit import AuditReport
 from creditbank.service.bank import Bank, init_home
 
-from ._workers import COLLEGE_ID, college_signer, register_college
+from ._workers import COLLEGE_ID, VALIDATE_RECORDS, college_signer, register_college
 
 PG_ENV = "CREDITBANK_TEST_PG_URL"
 LEDGER_TABLES = ("log_entries", "log_nodes", "log_checkpoints")
@@ -90,7 +90,7 @@ class Ledgered:
 @pytest.fixture
 def ledgered(make_settings: Callable[..., Settings]) -> Iterator[Ledgered]:
     settings = make_settings()
-    bank = init_home(settings)
+    bank = init_home(settings, validate_records=VALIDATE_RECORDS)
     signer = college_signer()
     register_college(bank, signer)
     try:

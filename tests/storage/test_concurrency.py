@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from creditbank.storage import ledger_repo as repo
 from creditbank.storage.tables import entries_t
 
 from . import _workers
+from ._workers import VALIDATE_RECORDS
 from .conftest import describe
 
 WORKERS = 8
@@ -52,7 +54,7 @@ def test_eight_processes_append_one_contiguous_sequence(
 ) -> None:
     """SQLite keeps ``synchronous=FULL`` here (the default): fast enough with group commit."""
     settings = make_settings()
-    bank = init_home(settings)
+    bank = init_home(settings, validate_records=VALIDATE_RECORDS)
     _workers.register_college(bank, _workers.college_signer())
     base = bank.ledger.head().size
     bank.close()
@@ -101,8 +103,10 @@ def test_eight_processes_append_one_contiguous_sequence(
                 p.wait()
 
     returned: list[tuple[int, str]] = []
+    spans: list[tuple[int, int]] = []
     for out in outs:
         batches = json.loads(out.read_text())
+        spans.append((batches[0][0][0], batches[-1][-1][0]))
         assert len(batches) == PER_WORKER // BATCH
         for batch in batches:
             idx = [i for i, _ in batch]
@@ -110,11 +114,13 @@ def test_eight_processes_append_one_contiguous_sequence(
             assert idx == list(range(idx[0], idx[0] + BATCH)), "a batch is one contiguous run"
             returned.extend((i, h) for i, h in batch)
     total = base + WORKERS * PER_WORKER
+    spans.sort()  # the workers really ran at the same time: some index ranges interleave
+    assert any(a[1] > b[0] for a, b in pairwise(spans)), f"no contention at all: {spans}"
     indices = sorted(i for i, _ in returned)
     assert len(indices) == len(set(indices)), "an index was handed out twice"
     assert indices == list(range(base, total)), "returned indexes are not contiguous"
 
-    bank = open_bank(settings)
+    bank = open_bank(settings, validate_records=VALIDATE_RECORDS)
     try:
         head = bank.ledger.head()
         assert head.size == total

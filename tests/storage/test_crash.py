@@ -1,11 +1,13 @@
 """SIGKILL in the middle of appending loses nothing that was acknowledged.
 
-A child interpreter (``_workers.py crash``) appends batches of 1..BATCH entries in a loop,
-publishing a checkpoint in every append transaction (``checkpoint_interval=0``), and after
-each acknowledged append writes the indexes and leaf hashes it was given to its own side file
-(flush + fsync). The parent kills it with SIGKILL at a random moment (a seeded RNG picks the
-moment; the delay is wall-clock but correctness never depends on it), KILLS times, starting a
-new child each time. After every kill it reopens the home and checks:
+A child process (``_workers.py crash``, forked by ``crash-server``) appends batches of
+1..BATCH entries in a loop, publishing a checkpoint in every append transaction
+(``checkpoint_interval=0``), and after each acknowledged append writes the indexes and leaf
+hashes it was given to its own side file (flush + fsync). The parent kills it with SIGKILL
+at a random moment (a seeded RNG picks the moment; the delay is wall-clock but correctness
+never depends on it), KILLS times, with a new child (its own Bank, engine and connections)
+each time; one ``crash-server`` start serves all the kills. After every kill it reopens the
+home and checks:
 
 * every acknowledged entry is stored at its index with the same leaf hash;
 * the log has no gap: entries are exactly 0..head.size-1;
@@ -41,9 +43,10 @@ from creditbank.storage import ledger_repo as repo
 from creditbank.storage.tables import entries_t
 
 from . import _workers
+from ._workers import VALIDATE_RECORDS
 from .conftest import describe
 
-KILLS = 50
+KILLS = 100
 BATCH = 8
 SEED = int(os.environ.get("CREDITBANK_TEST_SEED", "9162"))
 #: how long a child may take to start and acknowledge its first append
@@ -59,36 +62,96 @@ def _read_acks(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in complete.splitlines()]
 
 
-def _start(settings: Settings, run: int, ack: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            _workers.__file__,
-            "crash",
-            "--home",
-            str(settings.home),
-            "--db-url",
-            settings.database_url or "",
-            "--run",
-            str(run),
-            "--batch",
-            str(BATCH),
-            "--ack",
-            str(ack),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+class ChildServer:
+    """``_workers.py crash-server``: forks a fresh appending child per run (see there)."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.log = log
+        self._stderr = log.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                _workers.__file__,
+                "crash-server",
+                "--home",
+                str(settings.home),
+                "--db-url",
+                settings.database_url or "",
+                "--batch",
+                str(BATCH),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+
+    def _ask(self, line: str) -> int:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            pytest.fail(f"crash-server died:\n{self.errors()}")
+        return int(answer)
+
+    def start(self, run: int, ack: Path) -> int:
+        return self._ask(f"run {run} {ack}")
+
+    def reap(self, pid: int) -> int:
+        """Wait for a child to end; its raw wait status."""
+        return self._ask(f"reap {pid}")
+
+    def errors(self) -> str:
+        self._stderr.flush()
+        return self.log.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
 
 
-def _wait_for_lines(proc: subprocess.Popen[bytes], ack: Path, lines: int) -> None:
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, waiting to be reaped, has ended)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no procfs: a zombie counts as alive until reaped
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_for_lines(server: ChildServer, pid: int, ack: Path, lines: int) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while len(_read_acks(ack)) < lines:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            pytest.fail(f"crash child exited by itself with {proc.returncode}:\n{err}")
+        if not _alive(pid):
+            pytest.fail(f"crash child {pid} ended by itself:\n{server.errors()}")
         assert time.monotonic() < deadline, "crash child made no progress"
         time.sleep(0.002)
+
+
+def _collect_acks(ack: Path, run: int, acked: dict[int, str]) -> int:
+    """Add one child's acknowledged appends to ``acked``; returns how many it had."""
+    lines = _read_acks(ack)
+    assert lines[0] == {"ready": run}
+    for line in lines[1:]:
+        for i, h in zip(line["indices"], line["leaf_hashes"], strict=True):
+            assert i not in acked, f"index {i} acknowledged twice"
+            acked[i] = h
+    return len(lines) - 1
 
 
 def _check_after_kill(bank: Bank, acked: dict[int, str]) -> tuple[int, int]:
@@ -136,42 +199,38 @@ def test_sigkill_loses_no_acknowledged_entry(
     rng = Random(SEED)
     settings = make_settings()
     assert settings.sqlite_synchronous == "FULL"
-    bank = init_home(settings)
+    bank = init_home(settings, validate_records=VALIDATE_RECORDS)
     _workers.register_college(bank, _workers.college_signer())
     bank.close()
 
     acked: dict[int, str] = {}
     killed_before_first_ack = 0
     size = checkpoints = 0
-    for run in range(KILLS):
-        ack = tmp_path / f"acks-{run}.jsonl"
-        proc = _start(settings, run, ack)
-        try:
-            # Most kills land among appends after the first ack; some during the very first
-            # append (registry load, first checkpoint) right after the bank is open.
-            early = rng.random() < 0.2
-            _wait_for_lines(proc, ack, 1 if early else 2)
-            time.sleep(rng.uniform(0.0, 0.02 if early else 0.12))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode == -signal.SIGKILL, "the child ended some other way"
-        lines = _read_acks(ack)
-        assert lines[0] == {"ready": run}
-        if len(lines) == 1:
-            killed_before_first_ack += 1
-        for line in lines[1:]:
-            for i, h in zip(line["indices"], line["leaf_hashes"], strict=True):
-                assert i not in acked, f"index {i} acknowledged twice"
-                acked[i] = h
-        bank = open_bank(settings)
-        try:
-            size, checkpoints = _check_after_kill(bank, acked)
-        finally:
-            bank.close()
+    server = ChildServer(settings, tmp_path / "crash-server.log")
+    try:
+        for run in range(KILLS):
+            ack = tmp_path / f"acks-{run}.jsonl"
+            pid = server.start(run, ack)
+            try:
+                # Most kills land among appends after the first ack; some during the very
+                # first append (registry load, first checkpoint) right after the bank is open.
+                early = rng.random() < 0.2
+                _wait_for_lines(server, pid, ack, 1 if early else 2)
+                time.sleep(rng.uniform(0.0, 0.02 if early else 0.15))
+            finally:
+                os.kill(pid, signal.SIGKILL)
+                status = server.reap(pid)
+            if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
+                pytest.fail(f"child ended some other way ({status}):\n{server.errors()}")
+            if _collect_acks(ack, run, acked) == 0:
+                killed_before_first_ack += 1
+            bank = open_bank(settings, validate_records=VALIDATE_RECORDS)
+            try:
+                size, checkpoints = _check_after_kill(bank, acked)
+            finally:
+                bank.close()
+    finally:
+        server.close()
     assert len(acked) > KILLS, "the children hardly appended anything"
     assert size >= len(acked) + 2
     assert checkpoints > KILLS

@@ -85,6 +85,7 @@ def _entry_data(log: Log, index: int) -> bytes:
         ("signature", b'"sig":"'),  # a byte of the signature itself
         ("syntax", b""),  # the opening brace: no longer parses
     ],
+    ids=["body", "signature", "syntax"],
 )
 def test_flipped_byte_in_entry_data(log: Log, where: str, find: bytes) -> None:
     data = _entry_data(log, VICTIM)
