@@ -294,11 +294,18 @@ def _check_one(
         if mode == Mode.COURSE_EXEMPTION:
             if target.course_id is None:
                 bad("rules.missing_course", "course_exemption needs a target course_id")
-            elif program is not None and program.course(target.course_id) is None:
-                bad(
-                    "rules.unknown_course",
-                    f"course {target.course_id} is not a course of {program.id}",
-                )
+            elif program is not None:
+                course = program.course(target.course_id)
+                if course is None:
+                    bad(
+                        "rules.unknown_course",
+                        f"course {target.course_id} is not a course of {program.id}",
+                    )
+                elif course.credits <= 0:
+                    bad(
+                        "rules.bad_amount",
+                        f"course {course.id} carries no credits to exempt",
+                    )
         elif target.course_id is not None:
             bad(
                 "rules.unexpected_course",
