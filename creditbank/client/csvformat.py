@@ -32,6 +32,7 @@ import multiprocessing
 import re
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -356,6 +357,7 @@ def parse_row(
         :func:`~creditbank.core.records.validate_record_body` (``record.schema``,
         ``record.level_range``, ``record.future_date``, ``record.expiry_before_issue``, …).
     """
+    fields = {k: v for k, v in fields.items() if v is not None and v != ""}
     rid = fields.get("record_id")
     record_id = rid.strip() if isinstance(rid, str) else None
     try:
@@ -442,7 +444,11 @@ def _parse(number: int, fields: Mapping[str, Any], *, issuer: str, today: date) 
     if kind not in RECORD_KINDS:
         raise _BadRowError("row.kind", f"kind must be one of {', '.join(RECORD_KINDS)}")
     own = {c for c, _ in KIND_COLUMNS[kind]}
-    foreign = sorted(c for c in fields if c in _PAYLOAD_COLUMNS and c not in own)
+    foreign = sorted(
+        c
+        for c, v in fields.items()
+        if c in _PAYLOAD_COLUMNS and c not in own and not (isinstance(v, str) and not v.strip())
+    )
     if foreign:
         raise _BadRowError(
             "row.foreign_column", f"column(s) {', '.join(foreign)} do not belong to kind {kind}"
@@ -575,41 +581,66 @@ def _parse_chunk(
     return [parse_row(number, fields, issuer=issuer, today=today) for number, fields in items]
 
 
+def _parse_parallel(
+    chunks: list[list[tuple[int, dict[str, Any]]]],
+    issuer: str,
+    today: date,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> list[Row | RowError]:
+    """Validate chunks in worker processes; serially if the pool cannot run (e.g. no
+    importable ``__main__`` for spawned workers)."""
+    parsed: list[Row | RowError] = []
+    context = multiprocessing.get_context("spawn")  # never fork a threaded process
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            results = pool.map(_parse_chunk, chunks, repeat(issuer), repeat(today))
+            for chunk, result in zip(chunks, results, strict=True):
+                parsed.extend(result)
+                if progress is not None:
+                    progress(len(chunk), total)
+    except BrokenProcessPool:
+        rest = [item for chunk in chunks for item in chunk][len(parsed) :]
+        for i in range(0, len(rest), PARSE_CHUNK):
+            chunk = rest[i : i + PARSE_CHUNK]
+            parsed.extend(_parse_chunk(chunk, issuer, today))
+            if progress is not None:
+                progress(len(chunk), total)
+    return parsed
+
+
 def parse_file(
     path: Path,
     *,
     issuer: str,
     today: date,
     workers: int = 1,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Row], list[RowError]]:
     """Read and validate every row of a file, in file order.
 
     A ``record_id`` given twice (two records, or two revocations of one record) makes the
     later rows ``row.duplicate`` errors. Schema validation costs about half a millisecond a
     row, so with ``workers`` > 1 files of :data:`PARALLEL_MIN_ROWS` rows or more are validated
-    in that many worker processes. ``progress(n)`` is called as each ``n`` rows are done.
+    in that many worker processes. ``progress(n, total)`` is called once the file is read
+    (``n`` = 0) and as each ``n`` more rows are validated.
 
     Raises:
         InvalidInputError: see :func:`read_rows` (a problem with the file as a whole).
     """
     items = list(read_rows(path))
+    if progress is not None:
+        progress(0, len(items))
     parsed: list[Row | RowError] = []
     chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)]
     if workers > 1 and len(items) >= PARALLEL_MIN_ROWS:
-        context = multiprocessing.get_context("spawn")  # never fork a threaded process
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for chunk, result in zip(
-                chunks, pool.map(_parse_chunk, chunks, repeat(issuer), repeat(today)), strict=True
-            ):
-                parsed.extend(result)
-                if progress is not None:
-                    progress(len(chunk))
+        parsed = _parse_parallel(chunks, issuer, today, workers, progress, len(items))
     else:
         for chunk in chunks:
             parsed.extend(_parse_chunk(chunk, issuer, today))
             if progress is not None:
-                progress(len(chunk))
+                progress(len(chunk), len(items))
     rows: list[Row] = []
     errors: list[RowError] = []
     seen: dict[str, int] = {}
@@ -633,19 +664,6 @@ def parse_file(
     return rows, errors
 
 
-def count_rows(path: Path) -> int:
-    """A cheap upper bound of the rows in a file (its lines), for progress bars.
-
-    Raises:
-        InvalidInputError: ``post.read`` if the file cannot be read.
-    """
-    try:
-        with path.open("rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    except OSError as e:
-        raise InvalidInputError(f"cannot read {path}: {e.strerror}", code="post.read") from e
-
-
 __all__ = [
     "ALL_COLUMNS",
     "COMMON_COLUMNS",
@@ -653,7 +671,6 @@ __all__ = [
     "REVOCATION_COLUMNS",
     "Row",
     "RowError",
-    "count_rows",
     "default_dedup_key",
     "file_format",
     "parse_file",

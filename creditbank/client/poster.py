@@ -47,7 +47,7 @@ from typing import Any, Final, Protocol
 import httpx
 
 from creditbank import __version__
-from creditbank.client.csvformat import RECORD_REVOKED, Row, RowError, count_rows, parse_file
+from creditbank.client.csvformat import RECORD_REVOKED, Row, RowError, parse_file
 from creditbank.core import merkle
 from creditbank.core.entries import build_entry, format_time, sign_entry
 from creditbank.core.identity import IdentityDoc
@@ -740,14 +740,20 @@ def post_file(
     report = PostReport(path)
     day = today or clock().astimezone(UTC).date()
 
-    sink.start("validate", count_rows(path))
     t0 = time.perf_counter()
+
+    def validated(n: int, total: int) -> None:
+        if n == 0:
+            sink.start("validate", total)
+        else:
+            sink.advance("validate", n)
+
     rows, invalid = parse_file(
         path,
         issuer=institution,
         today=day,
         workers=workers,
-        progress=lambda n: sink.advance("validate", n),
+        progress=validated,
     )
     report.timings["validate"] = time.perf_counter() - t0
     report.rows = len(rows) + len(invalid)
