@@ -45,7 +45,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final
@@ -483,7 +482,6 @@ def step_records(ctx: ImportContext) -> None:
     by_id = {o["id"]: o for o in outcomes}
     registry = ctx.registry(refresh=True)
     bank_id = ctx.bank_id
-    today = ctx.bank.clock.now().date()
 
     closed_now = {
         iid: str(st.custodian)
@@ -555,7 +553,7 @@ def step_records(ctx: ImportContext) -> None:
     events: list[_Event] = []
     for o in outcomes:
         events.append(
-            _post_event(ctx, o, owner_of(o), existing_records, custodian_at, ctypes, today)
+            _post_event(ctx, o, owner_of(o), existing_records, closed_now, custodian_at, ctypes)
         )
     for o in revoked:
         if o.get("corrects") is not None:
@@ -563,7 +561,7 @@ def step_records(ctx: ImportContext) -> None:
                 f"{o['id']}: revoked_at on a correction has no effect (rule 10); not posted"
             )
             continue
-        events.append(_revoke_event(ctx, o, owner_of(o), existing_revs, custodian_at))
+        events.append(_revoke_event(ctx, o, owner_of(o), existing_revs, closed_now, custodian_at))
     for iid, (closed_on, _custodian) in sorted(pending_closures.items()):
         raw = closure_entry(ctx.bank, ctx.institutions[iid])
         events.append(
@@ -671,10 +669,12 @@ def _post_event(
     o: Mapping[str, Any],
     owner: str,
     existing: Mapping[tuple[str, str], Any],
+    closed: Mapping[str, str],
     custodian_at: Callable[[str, str], str | None],
     ctypes: Mapping[str, Mapping[str, Any]],
-    today: date,
 ) -> _Event:
+    """The event posting outcome ``o`` (``closed``: institutions closed before the import,
+    with their custodians; a stored record whose signer is among them is checked locally)."""
     oid, learner = str(o["id"]), ctx.learners[o["learner_id"]]
     bank_id = ctx.bank_id
     posted_at = str(o["posted_at"])
@@ -713,7 +713,7 @@ def _post_event(
         body["on_behalf_of"] = owner
     type_ = record_entry_type_from_sample(o)
     try:
-        validate_record_body(type_, body, today=today)
+        validate_record_body(type_, body, today=ctx.bank.clock.now().date())
     except CreditBankError as e:
         raise InvalidInputError(
             f"outcome {oid}: {e.message}", code=e.code, path=e.extra.get("path")
@@ -722,7 +722,7 @@ def _post_event(
     ref = dict(
         ref_kind=REF_RECORD, ref=oid, learner_id=learner.learner_id, owner=owner, record_id=oid
     )
-    if row is not None and signer in _closed(ctx):
+    if row is not None and signer in closed:
         # the signer can no longer post: compare with what is stored instead of re-sending
         if bytes(row.digest) != _digest(body) or row.entry_type != type_:
             raise ConflictError(
@@ -741,8 +741,10 @@ def _revoke_event(
     o: Mapping[str, Any],
     owner: str,
     existing: Mapping[tuple[str, str], Any],
+    closed: Mapping[str, str],
     custodian_at: Callable[[str, str], str | None],
 ) -> _Event:
+    """The event revoking the chain of root outcome ``o`` (see :func:`_post_event`)."""
     oid = str(o["id"])
     revoked_at = str(o["revoked_at"])
     row = existing.get((owner, oid))
@@ -764,7 +766,7 @@ def _revoke_event(
         raise InvalidInputError(f"revocation of {oid}: {e.message}", code=e.code) from e
     learner_id = ctx.learners[o["learner_id"]].learner_id
     ref = dict(ref_kind=REF_REVOCATION, ref=oid, learner_id=learner_id, owner=owner, record_id=oid)
-    if row is not None and signer in _closed(ctx):
+    if row is not None and signer in closed:
         if bytes(row.digest) != _digest(body):
             raise ConflictError(
                 f"record {oid} of {owner} is already revoked", code="record.already_revoked"
@@ -773,11 +775,6 @@ def _revoke_event(
         return _Event(revoked_at, phase, "rev:" + oid, oid, None, local)
     pending = _Pending(ctx.sign("record.revoked", signer, body), None, "revocations_posted", **ref)
     return _Event(revoked_at, phase, "rev:" + oid, oid, pending)
-
-
-def _closed(ctx: ImportContext) -> set[str]:
-    """Institutions closed in the log before this import's own closures."""
-    return {iid for iid, st in ctx.registry().institutions.items() if st.closed_on is not None}
 
 
 def _timeline(events: list[_Event]) -> list[_Event]:

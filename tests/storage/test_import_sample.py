@@ -429,3 +429,30 @@ def test_the_same_import_twice_into_a_home_seeded_by_the_old_demo(
         assert again.duplicates == 316
     finally:
         bank.close()
+
+
+def test_cli_import_prints_a_summary_and_is_idempotent(
+    settings_factory: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from creditbank.cli.main import main
+
+    settings = settings_factory()
+    argv = ["--home", str(settings.home)]
+    if settings.database_url:
+        argv += ["--database-url", settings.database_url]
+    assert main([*argv, "init"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "import", str(SAMPLE)]) == 0
+    got = capsys.readouterr()
+    assert "dataset sample: 326 entries added" in got.out
+    assert "institutions: 9 registered, 1 closed" in got.out
+    assert "learners: 30 (30 new, 0 known)" in got.out
+    assert "records: 312 posted, 2 corrections, 2 revocations" in got.out
+    assert "duplicates re-posted (already in the log): 0" in got.out
+    assert "import: records 317/317 (100%)" in got.err  # progress on stderr
+    assert main([*argv, "import", str(SAMPLE)]) == 0
+    again = capsys.readouterr().out
+    assert "dataset sample: 0 entries added" in again
+    assert "duplicates re-posted (already in the log): 316" in again
+    assert main([*argv, "import", str(SAMPLE / "outcomes.json")]) == 2
+    assert capsys.readouterr().err.startswith("error:")
