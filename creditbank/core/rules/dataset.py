@@ -562,7 +562,7 @@ def _payload(kind: RecordKind, value: Any, where: str) -> Payload:
             competition=_opt_str(p, "competition", where) or "",
             tier=_str(p, "tier", where),
             rank=_int(p, "rank", where),
-            field=_str(p, "field", where),
+            field=_opt_str(p, "field", where) or "",
         )
     return WorkExperience(
         occupation_key=_str(p, "occupation_key", where),
@@ -683,7 +683,7 @@ def _fast_payload(kind: str, p: Any, dates: _Dates) -> Payload:
             competition=_fopt_str(get("competition")) or "",
             tier=_fstr(get("tier")),
             rank=_fint(get("rank")),
-            field=_fstr(get("field")),
+            field=_fopt_str(get("field")) or "",
         )
     if kind == "work_experience":
         return WorkExperience(
