@@ -82,10 +82,35 @@ class RecordValidator:
             return Admission(subject=learner if isinstance(learner, str) else None)
         body = entry.body
         validate_record_body(entry.type, body, today=self.clock.now().date())
+        repeat = self._repeat(conn, entry)
+        if repeat is not None:  # an identical re-post is answered before any other rule
+            return repeat
         owner = self._owner(entry, registry)
         if entry.type == "record.revoked":
             return self._revoke(conn, entry, owner, idx)
         return self._post(conn, entry, owner, idx, extra)
+
+    def _repeat(self, conn: Connection, entry: Entry) -> Admission | None:
+        """The original index if this exact record content was already admitted."""
+        body = entry.body
+        owner = str(body.get("on_behalf_of") or entry.issuer)
+        if entry.type == "record.revoked":
+            target = rr.get_record(conn, owner, str(body["record_id"]))
+            if target is None:
+                return None
+            root = str(target.chain_root)
+            rev = rr.get_revocation(conn, owner, root)
+            if rev is not None and bytes(rev.digest) == _digest({**body, "record_id": root}):
+                return Admission(subject=str(target.learner_id), duplicate_of=int(rev.entry_idx))
+            return None
+        existing = rr.get_record(conn, owner, str(body["record_id"]))
+        if (
+            existing is not None
+            and existing.entry_type == entry.type
+            and bytes(existing.digest) == _digest(body)
+        ):
+            return Admission(subject=str(existing.learner_id), duplicate_of=int(existing.entry_idx))
+        return None
 
     def _owner(self, entry: Entry, registry: Registry) -> str:
         body, signer = entry.body, entry.issuer
@@ -315,7 +340,8 @@ def learner_chains(
 ) -> list[ChainState]:
     """Every record chain of a learner with its current version, revocation and duplicates.
 
-    The current version is the chain member with the greatest (claimed ``posted_at``, index);
+    The current version is the chain member with the greatest (claimed ``posted_at``, record
+    id) — the sample's rule 1;
     among chains sharing a ``dedup_key`` the root posted first is canonical (tie: lower record
     id), the others are duplicates of it. With ``as_of`` (a date), later postings and
     revocations are ignored.
@@ -342,7 +368,7 @@ def learner_chains(
             ch.posted_at = str(r.posted_at)
     by_idx = {int(r.entry_idx): r for r in rows}
     for ch in chains.values():
-        cur = max(ch.versions, key=lambda i: (str(by_idx[i].posted_at), i))
+        cur = max(ch.versions, key=lambda i: (str(by_idx[i].posted_at), str(by_idx[i].record_id)))
         ch.current_index, ch.current_record_id = cur, str(by_idx[cur].record_id)
         ch.kind = str(by_idx[cur].kind)
     revs = rr.revocations_for(conn, set(chains))
