@@ -312,3 +312,60 @@ def test_rule_schema_rejects_bad_shapes(change: Any) -> None:
     row = copy.deepcopy(RULES[0])
     change(row)
     assert list(_validator(RULE_SCHEMA["$id"]).iter_errors(row))
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda r: r.update(name_on_record=5), "outcomes[0].name_on_record"),
+        (lambda r: r.update(achieved_on=20240101), "outcomes[0].achieved_on"),
+        (lambda r: r["payload"].pop("grade"), "outcomes[0].payload.grade"),
+        (
+            lambda r: r.update(
+                kind="training_hours", payload={"training_program_id": "T", "hours": -1}
+            ),
+            "outcomes[0].payload.hours",
+        ),
+        (
+            lambda r: r.update(kind="work_experience", payload={"occupation_key": "x"}),
+            "outcomes[0].payload.duration_months",
+        ),
+        (
+            lambda r: r.update(
+                kind="work_experience", payload={"occupation_key": "x", "duration_months": 1.5}
+            ),
+            "outcomes[0].payload.duration_months",
+        ),
+        (lambda r: r.update(kind="mystery"), "outcomes[0].kind"),
+    ],
+)
+def test_more_malformed_records(change: Any, where: str) -> None:
+    rows = copy.deepcopy(OUTCOMES[:1])
+    change(rows[0])
+    assert _fast_record(rows[0], {}) is None
+    with pytest.raises(InvalidInputError) as info:
+        parse_records(rows)
+    assert str(info.value).startswith(where)
+
+
+def test_malformed_catalogue_and_rules() -> None:
+    programs = _json("programs")
+    programs["degree_programs"][0]["courses"][0]["credits"] = -1
+    with pytest.raises(InvalidInputError, match="credits"):
+        _load(programs=programs)
+    programs = _json("programs")
+    programs["degree_programs"][0]["max_converted_credits"] = -1
+    with pytest.raises(InvalidInputError, match="max_converted_credits"):
+        _load(programs=programs)
+    with pytest.raises(InvalidInputError, match="expected an array"):
+        _load(outcomes={})
+    row = copy.deepcopy(RULES[1])
+    row["source"]["occupations"] = ["courier", 3]
+    with pytest.raises(InvalidInputError, match=r"occupations\[1\]"):
+        parse_rule(row)
+    row = copy.deepcopy(RULES[1]) | {"version": None}
+    with pytest.raises(InvalidInputError, match="version"):
+        parse_rule(row)
+    row = copy.deepcopy(RULES[1]) | {"version": 1.5}
+    with pytest.raises(InvalidInputError, match="integer"):
+        parse_rule(row)

@@ -474,3 +474,117 @@ def test_index_can_be_reused_across_runs() -> None:
     a = run_all([apply("A1", "P-COL-ELEC", "2025-03-01")], index, BOOK, CATALOG)
     b = run_all([apply("A1", "P-COL-ELEC", "2025-03-01")], records, BOOK, CATALOG)
     assert a.decisions == b.decisions
+
+
+# --- remaining branches --------------------------------------------------------------------
+def test_record_posted_before_it_is_achieved_is_not_yet_valid() -> None:
+    """Rule 3: achieved_on must be <= D, even for a record already posted."""
+    early = cert("E3", "CT-ELEC-L3", "2025-06-01", posted="2025-01-01")
+    result = run([early], [apply("A1", "P-COL-ELEC", "2025-03-01")])
+    assert rows_of(result, "A1") == []
+    issues = {n.issue for n in result.decisions[0].record_notes}
+    assert RecordIssue.NOT_YET_ACHIEVED in issues
+
+
+def test_hours_without_room_are_not_consumed() -> None:
+    """Rule 9: raw credits > 0 but no room: nothing granted, nothing consumed (no_room)."""
+    rules = rules_with(rule_row("R13", caps={"max_credits": 0}))
+    result = run(
+        [hours("H1", "T-CA-WELD", 40, "2024-09-01")],
+        [apply("A1", "P-OU-MECH", "2025-03-03")],
+        rules,
+    )
+    (d,) = result.decisions
+    note = next(n for n in d.rule_notes if n.rule_key == "R13")
+    assert (note.reason, note.bound_by) == (Reason.NO_ROOM, Cap.MAX_CREDITS)
+    assert "keep accumulating" in note.explanation_en
+
+
+def test_unmatched_conditions_are_explained() -> None:
+    """Every failed condition of rule 6a is named in the denial."""
+    award_row = {
+        "id": "W1",
+        "learner_id": "L1",
+        "kind": "competition_award",
+        "issuer_id": "EXT-CONTEST",
+        "achieved_on": "2024-05-01",
+        "posted_at": "2024-05-05",
+        "payload": {"tier": "national", "rank": 5, "field": "welding"},
+    }
+    other = dict(award_row, id="W2", payload={"tier": "provincial", "rank": 1, "field": "cooking"})
+    training = hours("H1", "T-CA-WELD", 40, "2024-09-01", issuer="INS-EU")
+    result = run(
+        [parse_record(award_row), parse_record(other), training],
+        [apply("A1", "P-OU-MECH", "2025-03-03")],
+    )
+    (d,) = result.decisions
+    assert d.grants == ()
+    texts = " ".join(n.explanation_en for n in d.rule_notes)
+    assert "rank 5 is worse than 3" in texts
+    assert "cooking does not meet the fields condition" in texts
+    assert "issuer INS-EU (enterprise_university) is not an accepted kind" in texts
+    zh = " ".join(n.explanation_zh for n in d.rule_notes)
+    assert "名次 5" in zh
+
+
+def test_no_rule_in_force_before_the_rules_exist() -> None:
+    result = run(
+        [cert("E3", "CT-ELEC-L3", "2020-01-05")], [apply("A1", "P-COL-ELEC", "2022-06-01")]
+    )
+    (d,) = result.decisions
+    assert (d.reason, d.rule_notes) == (Reason.NO_RULE_IN_FORCE, ())
+    assert "no conversion rule" in d.explanation_en
+
+
+def test_exam_request_needs_a_certificate_type() -> None:
+    bad = Application("X1", "L1", ApplicationType.EXAM_EXEMPTION, dt.date(2025, 3, 1))
+    with pytest.raises(InvalidInputError):
+        run([], [bad])
+
+
+def test_years_before_is_total() -> None:
+    from creditbank.core.rules.match import years_before
+
+    assert years_before(dt.date(2025, 3, 1), 3000) == dt.date.min
+    assert years_before(dt.date(2024, 2, 29), 4) == dt.date(2020, 2, 28)
+    assert years_before(dt.date(2025, 3, 1), 0) == dt.date(2025, 3, 1)
+
+
+def test_records_without_dedup_key_are_never_duplicates() -> None:
+    a = cert("F1", "CT-FORKLIFT", "2024-02-26", issuer="EXT-SAMR", dedup=None, expires="2028-02-25")
+    b = cert("F2", "CT-FORKLIFT", "2024-02-26", issuer="EXT-SAMR", dedup=None, expires="2028-02-25")
+    index = LearnerRecords.build("L1", [a, b])
+    assert (len(index.chains), index.duplicates) == (2, ())
+    with pytest.raises(InvalidInputError):
+        LearnerRecords.build("L1", [a, a])
+
+
+def test_report_explains_exam_decisions_and_needs_known_programmes() -> None:
+    records = [course("K1", "C-ELE-01", 80, "2025-01-15", issuer="INS-COL")]
+    result = run(records, [ask_exam("X1", "CT-ELEC-L2", "2025-06-01")])
+    report = build_report(
+        dt.date(2025, 12, 31),
+        ["L1"],
+        result.decisions,
+        result.records,
+        CATALOG,
+        include_explanations=True,
+    )
+    assert "RR1" in report["learners"][0]["applications"][0]["explanation_en"]
+    credit = run([], [apply("A1", "P-OU-LOG", "2025-03-01")])
+    smaller = dataclasses.replace(CATALOG, degree_programs={})
+    with pytest.raises(InvalidInputError):
+        build_report(dt.date(2025, 12, 31), ["L1"], credit.decisions, credit.records, smaller)
+
+
+def test_publish_rejects_empty_keys_and_stray_targets() -> None:
+    from creditbank.core.rules import RuleValidationError
+
+    stray = parse_rule(rule_row("R02", target={"exam_part": "x"}))
+    with pytest.raises(RuleValidationError) as info:
+        validate_rules([stray], CATALOG)
+    assert info.value.code == "rules.unexpected_target"
+    empty = dataclasses.replace(parse_rule(rule_row("R02")), rule_key="")
+    with pytest.raises(RuleValidationError) as info:
+        validate_rules([empty], CATALOG)
+    assert info.value.code == "rules.missing_key"

@@ -51,18 +51,6 @@ class Chain:
             best = version
         return best
 
-    def revoked_on(self, on: dt.date) -> bool:
-        """Tell whether the chain is revoked on a date (root ``revoked_at`` <= ``on``).
-
-        Args:
-            on: The date.
-
-        Returns:
-            ``True`` if revoked on or before ``on``.
-        """
-        revoked_at = self.root.revoked_at
-        return revoked_at is not None and revoked_at <= on
-
 
 @dataclass(frozen=True, slots=True)
 class Duplicate:
