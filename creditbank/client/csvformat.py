@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
@@ -174,7 +174,10 @@ class Row:
 
     ``body`` lacks ``learner`` and ``name_commitment`` for records and corrections (the bank's
     learner resolution supplies them); for a revocation it is the complete body. ``digest``
-    identifies the row's content, so that a re-run notices a row changed after it was posted.
+    identifies the row's content (the signed body but for the bank's fields, the identity
+    document and the name), so that a re-run notices a row changed after it was posted;
+    ``source`` identifies the row's text (:func:`source_digest`), so that a re-run skips an
+    unchanged acknowledged row without validating it again.
     """
 
     row: int
@@ -184,6 +187,7 @@ class Row:
     identity: IdentityDoc | None
     name: str | None
     digest: str
+    source: str = ""
 
     @property
     def journal_key(self) -> str:
@@ -338,6 +342,26 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # --- parsing one row -----------------------------------------------------------------------
+def row_key(fields: Mapping[str, Any]) -> str | None:
+    """The journal key a row would have (see :attr:`Row.journal_key`), read cheaply from its
+    fields without validating them; ``None`` without a usable ``record_id``."""
+    rid = fields.get("record_id")
+    if not isinstance(rid, str) or not rid.strip():
+        return None
+    revocation = any(
+        isinstance(fields.get(c), str | int | Decimal) and str(fields.get(c)).strip()
+        for c in REVOCATION_COLUMNS
+    )
+    return f"{'revocation' if revocation else 'record'}:{rid.strip()}"
+
+
+def source_digest(fields: Mapping[str, Any]) -> str:
+    """A digest of a row's given values (empty ones left out), whatever the file format."""
+    given = sorted((str(k), str(v)) for k, v in fields.items() if v is not None and v != "")
+    data = json.dumps(given, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
 def parse_row(
     number: int, fields: Mapping[str, Any], *, issuer: str, today: date
 ) -> Row | RowError:
@@ -362,6 +386,7 @@ def parse_row(
     record_id = rid.strip() if isinstance(rid, str) else None
     try:
         row = _parse(number, fields, issuer=issuer, today=today)
+        row = replace(row, source=source_digest(fields))
     except _BadRowError as p:
         return RowError(number, record_id or None, p.code, p.detail)
     except CreditBankError as e:
@@ -610,26 +635,48 @@ def _parse_parallel(
     return parsed
 
 
+@dataclass
+class ParsedFile:
+    """The rows of a file: valid ones, invalid ones, and acknowledged ones left unread.
+
+    ``known`` rows are those a journal says were acknowledged with the same text: they are
+    neither validated again nor posted, as ``(row number, journal key)``.
+    """
+
+    rows: list[Row] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    known: list[tuple[int, str]] = field(default_factory=list)
+
+
 def parse_file(
     path: Path,
     *,
     issuer: str,
     today: date,
     workers: int = 1,
+    known: Mapping[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Row], list[RowError]]:
+) -> ParsedFile:
     """Read and validate every row of a file, in file order.
 
     A ``record_id`` given twice (two records, or two revocations of one record) makes the
     later rows ``row.duplicate`` errors. Schema validation costs about half a millisecond a
     row, so with ``workers`` > 1 files of :data:`PARALLEL_MIN_ROWS` rows or more are validated
-    in that many worker processes. ``progress(n, total)`` is called once the file is read
-    (``n`` = 0) and as each ``n`` more rows are validated.
+    in that many worker processes. ``known`` maps journal keys to :func:`source_digest`
+    values: rows that match are not validated (``ParsedFile.known``). ``progress(n, total)``
+    is called once the file is read (``n`` = 0) and as each ``n`` more rows are validated.
 
     Raises:
         InvalidInputError: see :func:`read_rows` (a problem with the file as a whole).
     """
-    items = list(read_rows(path))
+    items: list[tuple[int, dict[str, Any]]] = []
+    skipped: dict[int, str] = {}
+    for number, fields in read_rows(path):
+        key = row_key(fields) if known else None
+        if key is not None and known is not None and known.get(key) == source_digest(fields):
+            skipped[number] = key
+        else:
+            items.append((number, fields))
     if progress is not None:
         progress(0, len(items))
     parsed: list[Row | RowError] = []
@@ -641,27 +688,31 @@ def parse_file(
             parsed.extend(_parse_chunk(chunk, issuer, today))
             if progress is not None:
                 progress(len(chunk), len(items))
-    rows: list[Row] = []
-    errors: list[RowError] = []
+    out = ParsedFile()
     seen: dict[str, int] = {}
-    for item in parsed:
+    ordered: list[tuple[int, Row | RowError | str]] = [(r.row, r) for r in parsed]
+    ordered += list(skipped.items())
+    ordered.sort(key=lambda t: t[0])
+    for number, item in ordered:
         if isinstance(item, RowError):
-            errors.append(item)
+            out.errors.append(item)
             continue
-        first = seen.setdefault(item.journal_key, item.row)
-        if first != item.row:
-            what = "a revocation of" if item.entry_type == RECORD_REVOKED else "record_id"
-            errors.append(
+        key = item if isinstance(item, str) else item.journal_key
+        first = seen.setdefault(key, number)
+        if first != number:
+            rid = key.split(":", 1)[1]
+            what = "a revocation of" if key.startswith("revocation:") else "record_id"
+            out.errors.append(
                 RowError(
-                    item.row,
-                    item.record_id,
-                    "row.duplicate",
-                    f"{what} {item.record_id} is already given in row {first}",
+                    number, rid, "row.duplicate", f"{what} {rid} is already given in row {first}"
                 )
             )
             continue
-        rows.append(item)
-    return rows, errors
+        if isinstance(item, str):
+            out.known.append((number, item))
+        else:
+            out.rows.append(item)
+    return out
 
 
 __all__ = [
@@ -669,6 +720,7 @@ __all__ = [
     "COMMON_COLUMNS",
     "KIND_COLUMNS",
     "REVOCATION_COLUMNS",
+    "ParsedFile",
     "Row",
     "RowError",
     "default_dedup_key",
@@ -676,4 +728,6 @@ __all__ = [
     "parse_file",
     "parse_row",
     "read_rows",
+    "row_key",
+    "source_digest",
 ]

@@ -47,7 +47,7 @@ from typing import Any, Final, Protocol
 import httpx
 
 from creditbank import __version__
-from creditbank.client.csvformat import RECORD_REVOKED, Row, RowError, parse_file
+from creditbank.client.csvformat import RECORD_REVOKED, ParsedFile, Row, RowError, parse_file
 from creditbank.core import merkle
 from creditbank.core.entries import build_entry, format_time, sign_entry
 from creditbank.core.identity import IdentityDoc
@@ -164,6 +164,7 @@ class Ack:
     leaf_hash: str
     duplicate: bool
     digest: str
+    source: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +174,7 @@ class Ack:
             "leaf_hash": self.leaf_hash,
             "duplicate": self.duplicate,
             "digest": self.digest,
+            "source": self.source,
         }
 
 
@@ -237,6 +239,7 @@ class Journal:
                     leaf_hash=str(doc["leaf_hash"]),
                     duplicate=bool(doc["duplicate"]),
                     digest=str(doc["digest"]),
+                    source=str(doc.get("source", "")),
                 )
             except (ValueError, KeyError, TypeError) as e:
                 raise ConfigurationError(
@@ -623,7 +626,11 @@ class Poster:
                 raise PostError(f"{RECORDS_PATH}: malformed result", code="post.protocol")
             if not duplicate and leaf != _leaf_b64(p.raw):
                 mismatched.append(p.row.row)
-            acks.append(Ack(p.row.journal_key, p.row.row, index, leaf, duplicate, p.row.digest))
+            acks.append(
+                Ack(
+                    p.row.journal_key, p.row.row, index, leaf, duplicate, p.row.digest, p.row.source
+                )
+            )
             if duplicate:
                 self.report.duplicates += 1
             else:
@@ -684,6 +691,26 @@ def _opened(api: BankAPI, journal: Journal) -> Iterator[None]:
         api.close()
 
 
+def _validate(
+    path: Path,
+    institution: str,
+    day: date,
+    workers: int,
+    journal: Journal | None,
+    sink: ProgressSink,
+) -> ParsedFile:
+    def validated(n: int, total: int) -> None:
+        if n == 0:
+            sink.start("validate", total)
+        else:
+            sink.advance("validate", n)
+
+    known = {k: a.source for k, a in journal.acks.items() if a.source} if journal else None
+    return parse_file(
+        path, issuer=institution, today=day, workers=workers, known=known, progress=validated
+    )
+
+
 def post_file(
     path: Path,
     *,
@@ -740,34 +767,30 @@ def post_file(
     report = PostReport(path)
     day = today or clock().astimezone(UTC).date()
 
-    t0 = time.perf_counter()
-
-    def validated(n: int, total: int) -> None:
-        if n == 0:
-            sink.start("validate", total)
-        else:
-            sink.advance("validate", n)
-
-    rows, invalid = parse_file(
-        path,
-        issuer=institution,
-        today=day,
-        workers=workers,
-        progress=validated,
-    )
-    report.timings["validate"] = time.perf_counter() - t0
-    report.rows = len(rows) + len(invalid)
-    report.invalid = invalid
-    if dry_run:
+    base = url.rstrip("/")
+    journal: Journal | None = None
+    if not dry_run:
+        journal = Journal(
+            journal_path or default_journal_path(path), institution=institution, url=base
+        )
+    try:
+        parsed = _validate(path, institution, day, workers, journal, sink)
+    except BaseException:
+        if journal is not None:
+            journal.close()
+        raise
+    report.timings["validate"] = time.perf_counter() - started
+    report.rows = len(parsed.rows) + len(parsed.errors) + len(parsed.known)
+    report.invalid = parsed.errors
+    report.skipped = len(parsed.known)
+    if journal is None:
         report.seconds = time.perf_counter() - started
         return report
 
-    base = url.rstrip("/")
-    journal = Journal(journal_path or default_journal_path(path), institution=institution, url=base)
     api = BankAPI(base, token, transport=transport, sleep=sleep, attempts=attempts)
     with _opened(api, journal):
         todo: list[Row] = []
-        for r in rows:
+        for r in parsed.rows:
             ack = journal.acks.get(r.journal_key)
             if ack is None:
                 todo.append(r)
@@ -782,7 +805,7 @@ def post_file(
                     )
                 )
             else:
-                report.skipped += 1
+                report.skipped += 1  # the same record, written differently
         poster = Poster(
             api=api,
             institution=institution,

@@ -21,6 +21,11 @@ TODAY = date(2025, 6, 1)
 ISSUER = "INS-T"
 
 
+def _split(parsed: csvformat.ParsedFile) -> tuple[list[Row], list[RowError]]:
+    assert not parsed.known
+    return parsed.rows, parsed.errors
+
+
 def parse(fields: dict[str, Any], n: int = 2) -> Row | RowError:
     return parse_row(n, fields, issuer=ISSUER, today=TODAY)
 
@@ -227,7 +232,7 @@ def test_csv_file_rows_numbers_and_duplicates(tmp_path: Path) -> None:
     rows[2] = rows[2] | {"grade": "abc", "kind": "academic_credit"}
     rows.append(dict(rows[0]))  # the same record_id again
     path = write_csv(tmp_path / "in.csv", rows)
-    good, errors = parse_file(path, issuer=ISSUER, today=TODAY)
+    good, errors = _split(parse_file(path, issuer=ISSUER, today=TODAY))
     assert [r.row for r in good] == [2, 3, 5, 6, 7]
     assert [(e.row, e.code) for e in errors] == [(4, "row.foreign_column"), (8, "row.duplicate")]
     assert "row 2" in errors[1].detail
@@ -242,7 +247,7 @@ def test_csv_with_bom_blank_lines_and_short_rows(tmp_path: Path) -> None:
         "\ufeff" + lines[0] + "\n\n" + lines[1] + "\nR-9,academic_credit\n" + lines[2] + "\n",
         encoding="utf-8",
     )
-    good, errors = parse_file(path, issuer=ISSUER, today=TODAY)
+    good, errors = _split(parse_file(path, issuer=ISSUER, today=TODAY))
     assert [r.row for r in good] == [3, 5]
     assert [(e.row, e.code) for e in errors] == [(4, "row.format")]
 
@@ -250,7 +255,7 @@ def test_csv_with_bom_blank_lines_and_short_rows(tmp_path: Path) -> None:
 def test_csv_with_only_some_columns(tmp_path: Path) -> None:
     fields = record(0, kind="training_hours")
     path = write_csv(tmp_path / "in.csv", [fields], columns=list(fields))
-    good, errors = parse_file(path, issuer=ISSUER, today=TODAY)
+    good, errors = _split(parse_file(path, issuer=ISSUER, today=TODAY))
     assert len(good) == 1
     assert not errors
 
@@ -296,7 +301,7 @@ def test_jsonl_numbers_and_errors(tmp_path: Path) -> None:
         f.write(json.dumps(record(2, kind="academic_credit") | {"grade": 82.0}) + "\n")
         f.write(json.dumps(record(3, kind="academic_credit") | {"credits": 0.1}) + "\n")
         f.write(json.dumps(record(4) | {"nationality": None, "wat": 1}) + "\n")
-    good, errors = parse_file(path, issuer=ISSUER, today=TODAY)
+    good, errors = _split(parse_file(path, issuer=ISSUER, today=TODAY))
     assert [r.row for r in good] == [1, 7]
     assert good[0].body["payload"]["credits_centi"] == 150
     assert good[1].body["payload"]["credits_centi"] == 10
@@ -311,8 +316,8 @@ def test_jsonl_numbers_and_errors(tmp_path: Path) -> None:
 
 def test_jsonl_and_csv_give_the_same_rows(tmp_path: Path) -> None:
     rows = records(20)
-    a, _ = parse_file(write_csv(tmp_path / "a.csv", rows), issuer=ISSUER, today=TODAY)
-    b, _ = parse_file(write_jsonl(tmp_path / "a.jsonl", rows), issuer=ISSUER, today=TODAY)
+    a, _ = _split(parse_file(write_csv(tmp_path / "a.csv", rows), issuer=ISSUER, today=TODAY))
+    b, _ = _split(parse_file(write_jsonl(tmp_path / "a.jsonl", rows), issuer=ISSUER, today=TODAY))
     assert [(r.body, r.digest) for r in a] == [(r.body, r.digest) for r in b]
 
 
@@ -352,7 +357,7 @@ def test_the_documented_example_is_valid(tmp_path: Path) -> None:
     example = doc.split("```csv\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "example.csv"
     path.write_text(example, encoding="utf-8")
-    good, errors = parse_file(path, issuer="INS-OU", today=TODAY)
+    good, errors = _split(parse_file(path, issuer="INS-OU", today=TODAY))
     assert not errors
     assert [r.entry_type for r in good] == [
         "record.posted",
@@ -361,3 +366,38 @@ def test_the_documented_example_is_valid(tmp_path: Path) -> None:
         "record.revoked",
     ]
     assert good[0].body["payload"]["credits_centi"] == 150
+
+
+def test_known_rows_are_not_validated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = records(6)
+    path = write_csv(tmp_path / "in.csv", rows)
+    first = parse_file(path, issuer=ISSUER, today=TODAY)
+    known = {r.journal_key: r.source for r in first.rows[:4]}
+    known["record:R-000003"] = "something else"  # edited since: validated again
+    calls: list[int] = []
+    real = csvformat.parse_row
+
+    def counting(number: int, fields: dict[str, Any], **kw: Any) -> Row | RowError:
+        calls.append(number)
+        return real(number, fields, **kw)
+
+    monkeypatch.setattr(csvformat, "parse_row", counting)
+    again = parse_file(path, issuer=ISSUER, today=TODAY, known=known)
+    assert calls == [5, 6, 7]
+    assert again.known == [(2, "record:R-000000"), (3, "record:R-000001"), (4, "record:R-000002")]
+    assert [r.row for r in again.rows] == [5, 6, 7]
+    # a known row repeated later is still a duplicate
+    write_csv(path, [*rows, rows[0]])
+    dup = parse_file(path, issuer=ISSUER, today=TODAY, known=known)
+    assert [(e.row, e.code) for e in dup.errors] == [(8, "row.duplicate")]
+
+
+def test_row_key_and_source_digest() -> None:
+    assert csvformat.row_key({"record_id": " R-1 "}) == "record:R-1"
+    assert csvformat.row_key({"record_id": "R-1", "revoke_reason": "x"}) == "revocation:R-1"
+    assert csvformat.row_key({"record_id": ""}) is None
+    a = csvformat.source_digest({"record_id": "R-1", "grade": "82", "term": ""})
+    assert a == csvformat.source_digest({"grade": 82, "record_id": "R-1"})
+    assert a != csvformat.source_digest({"record_id": "R-1", "grade": "83"})

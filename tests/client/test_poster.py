@@ -318,6 +318,20 @@ def test_a_row_changed_after_posting_is_reported(
     assert len(bank.log) == 5
 
 
+def test_the_same_record_written_differently_is_not_posted_again(
+    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+) -> None:
+    rows = [record(0, kind="academic_credit") | {"credits": "1.5"}, record(1)]
+    path = write_csv(tmp_path / "in.csv", rows)
+    assert post(path, bank, signer, sleeps).ok
+    rows[0] = rows[0] | {"credits": "1.50", "term": " " + rows[0]["term"]}
+    write_csv(path, rows)
+    report = post(path, bank, signer, sleeps)
+    assert report.ok
+    assert (report.skipped, report.posted) == (2, 0)
+    assert len(bank.log) == 2
+
+
 def test_journal_belongs_to_one_institution_and_bank(
     tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
