@@ -73,11 +73,23 @@ def upgrade() -> None:
                     f"CREATE TRIGGER {t}_no_{op_name.lower()} BEFORE {op_name} ON {t} "
                     f"BEGIN SELECT RAISE(ABORT, 'creditbank: {t} is append-only'); END"
                 )
+        # INSERT OR REPLACE would delete a conflicting row without firing DELETE triggers.
+        for t in projections:
+            cond = "entry_idx = NEW.entry_idx OR (owner = NEW.owner AND record_id = NEW.record_id)"
+            op.execute(
+                f"CREATE TRIGGER {t}_no_replace BEFORE INSERT ON {t} "
+                f"WHEN EXISTS (SELECT 1 FROM {t} WHERE {cond}) "
+                f"BEGIN SELECT RAISE(ABORT, 'creditbank: {t} is append-only'); END"
+            )
     else:
         for t in projections:
             op.execute(
                 f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} "
                 "FOR EACH ROW EXECUTE FUNCTION creditbank_append_only()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION creditbank_append_only()"
             )
 
 
