@@ -446,11 +446,18 @@ def auditor_token(
 # Command groups kept in their own modules register themselves on ``app`` when imported.
 # Each line imports one module (add yours on its own line; keep them sorted).
 # --- command modules ---
-from creditbank.cli import client_cmds  # noqa: E402, F401 - registers keys, post
-from creditbank.cli import import_cmds  # noqa: E402, F401 - registers import
-from creditbank.cli import institution_cmds  # noqa: E402, F401 - registers institution, learner
+# isort: off
+import creditbank.cli.client_cmds  # noqa: E402 - registers keys, post
+import creditbank.cli.import_cmds  # noqa: E402 - registers import
+import creditbank.cli.institution_cmds  # noqa: E402, F401 - registers institution, learner
 
+# isort: on
 # --- end command modules ---
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (drivers put hints on further lines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _exit_code(exc: CreditBankError) -> int:
@@ -467,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     except CreditBankError as e:
         if state.verbose:
             raise
-        _err(f"error: {e.message} [{e.code}]")
+        _err(f"error: {_one_line(e)} [{e.code}]")
         return _exit_code(e)
     except NoArgsIsHelpError:  # the help text is already printed
         return EX_USAGE
@@ -489,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if state.verbose:
             raise
-        _err(f"error: unexpected {type(e).__name__}: {e} (rerun with --verbose) [internal]")
+        what = f"{type(e).__name__}: {_one_line(e)}"
+        _err(f"error: unexpected {what} (rerun with --verbose) [internal]")
         return EX_SOFTWARE
     return rv if isinstance(rv, int) else EX_OK
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from creditbank.config import Settings
 from creditbank.core.entries import build_entry, sign_entry
 from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id, format_verifier_key
-from creditbank.errors import ConfigurationError
+from creditbank.errors import ConfigurationError, ConflictError
 from creditbank.service.clock import Clock, SystemClock
 from creditbank.service.keys import (
     ISSUER_KEY,
@@ -108,19 +108,30 @@ def init_home(
     """Create the home, keys (0600, never overwritten), schema and the genesis entry.
 
     Raises:
-        ConflictError: if keys already exist.
-        ConfigurationError: if the database cannot be prepared.
+        ConflictError: if keys already exist (nothing is written then).
+        StorageError: if the database cannot be reached or prepared (no keys are written).
+        ConfigurationError: if the database URL is unsupported.
     """
-    settings.home.mkdir(parents=True, exist_ok=True)
+    # Refuse before touching anything, then prepare the database, and only then write keys:
+    # a bad database URL must not leave keys behind that make the retry fail.
+    for name in (LOG_KEY, ISSUER_KEY):
+        if (settings.keys_dir / name).exists():
+            raise ConflictError(
+                f"refusing to overwrite existing key {settings.keys_dir / name}",
+                code="keys.exists",
+            )
+    engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous)
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        upgrade(engine)
+        with engine.begin() as conn:
+            ledger_repo.ensure_head(conn, "1970-01-01T00:00:00Z")
+    finally:
+        engine.dispose()
     generate_key_file(settings.keys_dir / LOG_KEY, settings.origin)
     generate_key_file(settings.keys_dir / ISSUER_KEY, settings.bank_id)
     load_or_create_secret(settings.keys_dir / PEPPER)
-    engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous)
-    upgrade(engine)
     clk = clock or SystemClock()
-    with engine.begin() as conn:
-        ledger_repo.ensure_head(conn, "1970-01-01T00:00:00Z")
-    engine.dispose()
     bank = open_bank(settings, clock=clk, validate_records=validate_records)
     if bank.ledger.head().size == 0:
         genesis = bank.bank_entry(

@@ -528,3 +528,24 @@ def test_console_script_exit_codes(settings: Settings, tmp_path: Path) -> None:
     )
     assert module.returncode == 0
     assert b"creditbank" in module.stdout
+
+
+def test_unreachable_database_is_one_line_and_init_writes_no_keys(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    home = tmp_path / "unreachable"
+    dead = "postgresql://nobody@127.0.0.1:1/none"  # nothing listens on port 1
+    res = cli("--home", str(home), "--database-url", dead, "init", global_flags=False)
+    assert res.code == 1
+    assert res.one_error_line().endswith("[storage.unavailable]")
+    assert not (home / "keys").exists()
+
+
+def test_unreachable_database_on_an_existing_home(
+    cli: Callable[..., Result], settings: Settings, log: Bank
+) -> None:
+    dead = "postgresql://nobody@127.0.0.1:1/none"
+    res = cli("--home", str(settings.home), "--database-url", dead, "log", "key",
+              global_flags=False)
+    assert res.code == 1
+    assert res.one_error_line().endswith("[storage.unavailable]")
