@@ -145,6 +145,8 @@ _INT_RE: Final = re.compile(r"[+-]?[0-9]+")
 _DECIMAL_RE: Final = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 _SHA256_RE: Final = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")
 MAX_FILE_ROWS: Final = 10_000_000
+#: the longest name the bank keeps on record
+MAX_NAME_LENGTH: Final = 200
 #: rows validated per task, and the smallest file worth validating in worker processes
 PARSE_CHUNK: Final = 2_000
 PARALLEL_MIN_ROWS: Final = 8_000
@@ -482,6 +484,11 @@ def _parse(number: int, fields: Mapping[str, Any], *, issuer: str, today: date) 
     name = fields.get("learner_name")
     if not isinstance(name, str) or not name.strip():
         raise _BadRowError("identity.name", "column learner_name is required")
+    if len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise _BadRowError(
+            "identity.name",
+            f"column learner_name: at most {MAX_NAME_LENGTH} printable characters",
+        )
     id_type = _required(fields, "id_type")
     if id_type not in DOC_TYPES:
         raise _BadRowError(

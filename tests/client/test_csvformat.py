@@ -171,6 +171,8 @@ def test_correction_and_revocation_rows() -> None:
         ({"id_type": "driver_licence"}, "identity.format"),
         ({"learner_name": ""}, "identity.name"),
         ({"learner_name": "   "}, "identity.name"),
+        ({"learner_name": "王" * 201}, "identity.name"),
+        ({"learner_name": "王\n建国"}, "identity.name"),
         ({"kind": "diploma"}, "row.kind"),
         ({"kind": ""}, "row.required"),
         ({"record_id": ""}, "row.required"),
