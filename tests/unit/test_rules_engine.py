@@ -588,3 +588,22 @@ def test_publish_rejects_empty_keys_and_stray_targets() -> None:
     with pytest.raises(RuleValidationError) as info:
         validate_rules([empty], CATALOG)
     assert info.value.code == "rules.missing_key"
+
+
+def test_report_and_engine_agree_on_native_passes() -> None:
+    """passed_courses (reports) and the rule-7 skip check are two implementations of one
+    definition; on the sample they agree for every learner, programme and date tried."""
+    from creditbank.core.rules import RecordKind, load_dataset, passed_courses
+    from creditbank.core.rules.engine import _native, _views
+
+    names = ("institutions", "programs", "certificate_types", "conversion_rules", "learners")
+    ds = load_dataset(**{n: _json(n) for n in names}, outcomes=_json("outcomes"), applications=[])
+    index = index_records(ds.records)
+    programs = list(ds.catalog.degree_programs.values())
+    for records in index.values():
+        for on in (dt.date(2023, 1, 1), dt.date(2024, 7, 15), dt.date(2025, 12, 31)):
+            fast = passed_courses(records, programs, on)
+            academic = _views(records, on, RecordKind.ACADEMIC_CREDIT)
+            for program in programs:
+                slow = {cid: v.root_id for cid, v in _native(academic, program).items()}
+                assert fast[program.id] == slow

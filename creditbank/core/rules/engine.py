@@ -223,8 +223,32 @@ def passed_courses(
     Returns:
         Programme id -> (course id -> root id of the passing record).
     """
-    academic = _views(records, on, RecordKind.ACADEMIC_CREDIT)
-    return {p.id: {cid: v.root_id for cid, v in _native(academic, p).items()} for p in programs}
+    # The first passing record in candidate order, without building full views: this runs
+    # once per learner and programme in every report.
+    wanted = [(p.id, p.institution_id, {c.id for c in p.courses}) for p in programs]
+    best: dict[str, dict[str, tuple[dt.date, str]]] = {pid: {} for pid, _, _ in wanted}
+    for chain in records.chains:
+        root = chain.root
+        if root.posted_at > on or (root.revoked_at is not None and root.revoked_at <= on):
+            continue
+        versions = chain.versions
+        eff = versions[0] if len(versions) == 1 else chain.effective(on)
+        if eff is None:  # pragma: no cover - the root itself is posted by D
+            continue
+        payload = eff.payload
+        if (
+            not isinstance(payload, AcademicCredit)
+            or eff.achieved_on > on
+            or payload.grade < NATIVE_PASS_GRADE
+        ):
+            continue
+        key = (eff.achieved_on, root.id)
+        for pid, institution, course_ids in wanted:
+            if eff.issuer_id == institution and payload.course_id in course_ids:
+                found = best[pid].get(payload.course_id)
+                if found is None or key < found:
+                    best[pid][payload.course_id] = key
+    return {pid: {cid: key[1] for cid, key in courses.items()} for pid, courses in best.items()}
 
 
 def _native(academic: Sequence[_View], program: DegreeProgram) -> dict[str, _View]:
