@@ -105,7 +105,7 @@ def _state(ctx: typer.Context) -> State:
 
 @contextmanager
 def _open(ctx: typer.Context) -> Iterator[Bank]:
-    bank = open_bank(_state(ctx).settings(), pool=False)
+    bank = open_bank(_state(ctx).settings())
     try:
         yield bank
     finally:
