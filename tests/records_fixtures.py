@@ -203,11 +203,12 @@ class World:
         return self.post_raw(who, batch(entries, names))
 
     def post_raw(self, who: Inst | str | None, content: bytes) -> httpx.Response:
-        return self.client.post(
+        resp: httpx.Response = self.client.post(
             RECORDS,
             content=content,
             headers={"Content-Type": "application/json", **self.headers(who)},
         )
+        return resp
 
     @staticmethod
     def headers(who: Inst | str | None) -> dict[str, str]:
@@ -233,7 +234,10 @@ class World:
         return Learner(doc["learner_id"], base64.b64decode(doc["salt"]), name)
 
     def entry(self, who: Inst | str | None, index: int) -> httpx.Response:
-        return self.client.get(f"/api/v1/log/entries/{index}", headers=self.headers(who))
+        resp: httpx.Response = self.client.get(
+            f"/api/v1/log/entries/{index}", headers=self.headers(who)
+        )
+        return resp
 
     # -- state ------------------------------------------------------------------------------
     def size(self) -> int:

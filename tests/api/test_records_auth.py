@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import pytest
 from records_fixtures import (
     NOW,
+    Inst,
     Learner,
     World,
     assert_problem,
@@ -96,7 +97,7 @@ def test_record_entries_are_read_only_by_their_institution_learner_and_auditors(
     auditor, _ = issue_token(world.bank.engine, role="auditor", now="2025-03-01T08:00:00Z")
     mine, _ = svc.issue_learner_token(world.bank, lrn.id)
     theirs, _ = svc.issue_learner_token(world.bank, other.id)
-    for who, status in [
+    readers: list[tuple[Inst | str | None, int]] = [
         (a, 200),
         (auditor, 200),
         (mine, 200),
@@ -104,7 +105,8 @@ def test_record_entries_are_read_only_by_their_institution_learner_and_auditors(
         (world["INS-C"], 403),
         (theirs, 403),
         (None, 403),
-    ]:
+    ]
+    for who, status in readers:
         resp = world.entry(who, idx["INS-A"])
         assert resp.status_code == status, (who, resp.text)
         if status == 200:
@@ -262,10 +264,13 @@ def test_a_custodian_acts_only_for_the_institution_it_was_named_for(world: World
 
     # reading: C (custodian), W (owner) and the learner read them; A and B do not
     mine, _ = svc.issue_learner_token(world.bank, lrn.id)
+    readers: list[tuple[Inst | str | None, int]] = [
+        (c, 200), (w, 200), (mine, 200), (a, 403), (b, 403), (None, 403)
+    ]  # fmt: skip
     for index in (w1, fix_idx, rev_idx):
-        for who, status in ((c, 200), (w, 200), (mine, 200), (a, 403), (b, 403), (None, 403)):
-            got = world.entry(who, index)
-            assert got.status_code == status, (index, who, got.text)
+        for reader, status in readers:
+            got = world.entry(reader, index)
+            assert got.status_code == status, (index, reader, got.text)
 
     # listing W's records: W and its custodian; nobody else
     url = "/api/v1/institutions/INS-W/records"
