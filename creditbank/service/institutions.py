@@ -473,16 +473,16 @@ def parse_post_request(data: bytes) -> PostRequest:
 def check_post_authority(registry: Registry, caller: str, objects: Sequence[object]) -> None:
     """Refuse a batch unless every entry is a record entry the caller may post.
 
-    The caller may post an entry it signed itself (``issuer``), for itself while it is open,
-    or — with ``on_behalf_of`` naming another institution — as that institution's custodian.
+    The caller may post an entry it signed itself (``issuer``) — for itself, or, with
+    ``on_behalf_of`` naming another institution, as that institution's custodian. Whether a
+    closed institution may still post (only identical re-posts) is the ledger's
+    :class:`~creditbank.service.records.RecordValidator`'s call, under the ledger lock.
 
     Raises:
-        BatchForbidden: ``auth.wrong_institution`` (or ``record.institution_closed``), with an
-            item for every failing entry.
+        BatchForbidden: ``auth.wrong_institution``, with an item for every failing entry.
         BatchRejected: if entries are not record entries (``record.entry_type``) only.
     """
     problems: list[dict[str, object]] = []
-    me = registry.institutions.get(caller)
     for i, obj in enumerate(objects):
         if not isinstance(obj, dict):
             continue  # parse_post_request refuses these
@@ -518,22 +518,11 @@ def check_post_authority(registry: Registry, caller: str, objects: Sequence[obje
                         "detail": f"{caller} is not the records custodian of {ward}",
                     }
                 )
-        elif me is not None and me.closed_on is not None:
-            problems.append(
-                {
-                    "index": i,
-                    "code": "record.institution_closed",
-                    "detail": f"{caller} is closed; its custodian {me.custodian} posts for it",
-                }
-            )
     if not problems:
         return
     message = f"{len(problems)} of {len(objects)} entries refused"
-    codes = {str(p["code"]) for p in problems}
-    if "auth.wrong_institution" in codes:
+    if any(p["code"] == "auth.wrong_institution" for p in problems):
         raise BatchForbidden(message, problems, code="auth.wrong_institution")
-    if "record.institution_closed" in codes:
-        raise BatchForbidden(message, problems, code="record.institution_closed")
     raise BatchRejected(message, problems)
 
 

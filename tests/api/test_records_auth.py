@@ -210,9 +210,11 @@ def test_erasing_a_learner_revokes_the_learners_tokens(
 def test_a_custodian_acts_only_for_the_institution_it_was_named_for(world: World) -> None:
     a, b, c, w = world["INS-A"], world["INS-B"], world["INS-C"], world["INS-W"]
     lrn = world.learner()
-    resp = world.post(w, [w.record(1, lrn), w.record(2, lrn)], names=[lrn.name] * 2)
+    # posted_at before today: the custodian's correction (today) is then the current version
+    w_records = [w.record(n, lrn, posted_at="2025-02-20") for n in (1, 2)]
+    resp = world.post(w, w_records, names=[lrn.name] * 2)
     assert resp.status_code == 201, resp.text
-    w1, _ = (r["index"] for r in resp.json()["results"])
+    w1, w2 = (r["index"] for r in resp.json()["results"])
     assert world.post(a, [a.record(1, lrn)]).status_code == 201
 
     # before the closure C is nobody's custodian
@@ -234,8 +236,12 @@ def test_a_custodian_acts_only_for_the_institution_it_was_named_for(world: World
         w.correction(4, "INS-W-R0001", lrn),
         w.revocation("INS-W-R0002"),
     ):
-        doc = assert_problem(world.post(w, [raw]), 403, "record.institution_closed")
+        doc = assert_problem(world.post(w, [raw]), 422, "batch.rejected")
         assert item_codes(doc) == {0: "record.institution_closed"}
+    # ... but re-running an upload it made before closing is answered as before
+    rerun = world.post(w, w_records)
+    assert rerun.status_code == 200, rerun.text
+    assert [r["index"] for r in rerun.json()["results"]] == [w1, w2]
     # B is not the custodian of W; C is not the custodian of A
     for who, raw in (
         (b, b.revocation("INS-W-R0001", on_behalf_of="INS-W")),
