@@ -15,12 +15,18 @@ anything a worker could not (a key registered inside the same chunk).
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from creditbank.core import merkle
 from creditbank.core.checkpoint import verify_checkpoint
@@ -28,6 +34,7 @@ from creditbank.core.entries import REGISTRY_TYPES, Entry, parse_entry, parse_ti
 from creditbank.core.registry import Registry
 from creditbank.core.signing import (
     b64decode,
+    entry_key_id,
     load_public_key,
     parse_verifier_key,
     verify_signature,
@@ -36,8 +43,14 @@ from creditbank.errors import CreditBankError
 from creditbank.service.bank import Bank
 from creditbank.service.clock import SystemClock
 from creditbank.storage import ledger_repo as repo
+from creditbank.storage.engine import make_engine
 
-CHUNK = 4000
+#: entries per worker task: a complete subtree (level CHUNK_LEVEL), so a worker can rebuild
+#: and check every node inside its chunk; the main process only joins chunk roots.
+CHUNK_LEVEL = 12
+CHUNK = 1 << CHUNK_LEVEL
+
+_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,59 +82,183 @@ class AuditReport:
         return self.size / self.seconds if self.seconds > 0 else 0.0
 
 
-# -- worker side ----------------------------------------------------------------------------
-_W_KEYS: dict[str, Any] = {}
-
 #: (index, error code or None, signature verified, type, issuer, key_id, at)
 Checked = tuple[int, "str | None", bool, str, str, str, str]
 
+#: A run of entries between registry entries (so one registry state applies to all of it):
+#: ``("s", begin, end, {(issuer, key_id): (earliest at, latest at)})`` over its entries whose
+#: signature a worker verified with the prescanned key of their ``key_id``.
+Segment = tuple[str, int, int, dict[tuple[str, str], tuple[datetime, datetime]]]
+#: An entry the main process decides itself (registry entries, keys the workers lack).
+Single = tuple[str, Checked, bytes]
 
-def _worker_init(keys: dict[str, bytes]) -> None:
-    _W_KEYS.clear()
-    _W_KEYS.update({kid: load_public_key(pub) for kid, pub in keys.items()})
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """What a worker found in entries ``[start, stop)`` (``stop < end`` after a gap)."""
+
+    start: int
+    stop: int
+    gap: bool
+    leaf_bad: list[int]  # stored leaf hash differs
+    errors: list[tuple[int, str]]  # (index, code): parse or signature failures
+    events: list[Segment | Single]  # in index order
+    node_problems: list[tuple[int, int, int, str]]  # (blamed index, level, index, what)
+    bad_nodes: dict[tuple[int, int], int]  # mismatched node -> blamed index
+    tops: list[bytes]  # hashes of merkle.range_nodes(start, stop)
+    cuts: dict[int, list[bytes]]  # start < size < stop -> hashes of range_nodes(start, size)
 
 
-def _check_chunk(rows: list[tuple[int, bytes]]) -> list[Checked]:
-    """Parse each entry strictly and verify its signature if the key is known."""
-    out: list[Checked] = []
-    for idx, data in rows:
-        try:
-            e = parse_entry(data)
-        except CreditBankError as err:
-            out.append((idx, err.code, False, "", "", "", ""))
-            continue
-        key = _W_KEYS.get(e.key_id)
-        ok = False
-        if key is not None:
+# -- worker side ----------------------------------------------------------------------------
+@dataclass
+class _WorkerState:
+    engine: Engine
+    keys: dict[str, Any]  # key id -> loaded Ed25519 public key
+
+
+_W: _WorkerState | None = None
+
+
+def _worker_init(url: str, prescan: dict[str, bytes]) -> None:
+    """Pool initializer: a worker's own engine (never the parent's pooled connections)."""
+    global _W  # per-process worker state
+    _W = _WorkerState(make_engine(url), {k: load_public_key(p) for k, p in prescan.items()})
+
+
+def _worker_chunk(start: int, end: int, cuts: tuple[int, ...]) -> ChunkResult:
+    assert _W is not None  # noqa: S101 - set by the pool initializer
+    return _audit_chunk(_W, start, end, cuts)
+
+
+def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) -> ChunkResult:
+    """Check entries ``[start, end)`` (``start`` a multiple of :data:`CHUNK`): sequence, leaf
+    hashes, strict parse, signatures with the prescanned keys, and every node inside."""
+    keys = st.keys
+    with st.engine.connect() as conn:
+        rows = repo.entry_tuples(conn, start, end)
+        stop, gap = end, False
+        if len(rows) != end - start:  # indexes are unique, so a full count means no gap
+            j = next((j for j, r in enumerate(rows) if r[0] != start + j), len(rows))
+            stop, gap, rows = start + j, True, rows[:j]
+        leaves: list[bytes] = []
+        leaf_bad: list[int] = []
+        errors: list[tuple[int, str]] = []
+        events: list[Segment | Single] = []
+        groups: dict[tuple[str, str], list[Any]] = {}
+        seg_start = start
+        for idx, data, stored_leaf in rows:
+            h = _sha256(b"\x00" + data).digest()
+            leaves.append(h)
+            if h != stored_leaf:
+                leaf_bad.append(idx)
             try:
-                verify_signature(key, e.signed_bytes, e.sig)
-                ok = True
+                e = parse_entry(data)
             except CreditBankError as err:
-                out.append((idx, err.code, False, e.type, e.issuer, e.key_id, e.at))
+                errors.append((idx, err.code))
                 continue
-        out.append((idx, None, ok, e.type, e.issuer, e.key_id, e.at))
-    return out
+            key = keys.get(e.key_id)
+            if key is not None:
+                try:
+                    verify_signature(key, e.signed_bytes, e.sig)
+                except CreditBankError as err:
+                    errors.append((idx, err.code))
+                    continue
+            if e.type in REGISTRY_TYPES or key is None:
+                if e.type in REGISTRY_TYPES:
+                    events.append(("s", seg_start, idx, _freeze(groups)))
+                    groups, seg_start = {}, idx + 1
+                events.append(
+                    ("e", (idx, None, key is not None, e.type, e.issuer, e.key_id, e.at), data)
+                )
+                continue
+            g = groups.get((e.issuer, e.key_id))
+            if g is None:
+                t = parse_time(e.at)
+                groups[(e.issuer, e.key_id)] = [t, t, e.at]
+            elif e.at != g[2]:
+                t = parse_time(e.at)
+                if t < g[0]:
+                    g[0] = t
+                elif t > g[1]:
+                    g[1] = t
+                g[2] = e.at
+        events.append(("s", seg_start, stop, _freeze(groups)))
+        levels = _levels(leaves)
+        node_problems, bad_nodes = _check_nodes(conn, start, levels)
+    tops: list[bytes] = []
+    cut_hashes: dict[int, list[bytes]] = {}
+    if stop > start:
+        tops = _range_hashes(start, stop, levels)
+        for size in cuts:  # strictly inside: appended to the compact range of ``start``
+            if start < size < stop:  # (a multiple of CHUNK) they give that of ``size``
+                cut_hashes[size] = _range_hashes(start, size, levels)
+    return ChunkResult(
+        start, stop, gap, leaf_bad, errors, events, node_problems, bad_nodes, tops, cut_hashes
+    )
+
+
+def _freeze(
+    groups: dict[tuple[str, str], list[Any]],
+) -> dict[tuple[str, str], tuple[datetime, datetime]]:
+    return {k: (v[0], v[1]) for k, v in groups.items()}
+
+
+def _levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every complete subtree hash over ``leaves`` (an aligned run), level by level."""
+    levels = [leaves]
+    cur = leaves
+    while len(cur) >= 2:
+        cur = [_sha256(b"\x01" + a + b).digest() for a, b in zip(cur[::2], cur[1::2], strict=False)]
+        levels.append(cur)
+    return levels
+
+
+def _range_hashes(start: int, stop: int, levels: list[list[bytes]]) -> list[bytes]:
+    return [levels[lvl][i - (start >> lvl)] for lvl, i in merkle.range_nodes(start, stop)]
+
+
+def _check_nodes(
+    conn: Connection, start: int, levels: list[list[bytes]]
+) -> tuple[list[tuple[int, int, int, str]], dict[tuple[int, int], int]]:
+    """Compare recomputed nodes with the stored ones, one range read per level."""
+    wrong: list[tuple[int, int, str]] = []
+    for lvl, hashes in enumerate(levels):
+        if not hashes:
+            break
+        lo = start >> lvl
+        stored = repo.node_tuples(conn, lvl, lo, lo + len(hashes))
+        if len(stored) == len(hashes) and [h for _, h in stored] == hashes:
+            continue  # unique ids in the range and a full count: positions match
+        got = dict(stored)
+        for j, hsh in enumerate(hashes):
+            have = got.get(merkle.node_key(lvl, lo + j))
+            if have != hsh:
+                wrong.append((lvl, lo + j, "missing" if have is None else "wrong"))
+    # children before parents, in the order the nodes complete as leaves are appended
+    wrong.sort(key=lambda w: (((w[1] + 1) << w[0]) - 1, w[0]))
+    bad: dict[tuple[int, int], int] = {}
+    out: list[tuple[int, int, int, str]] = []
+    for lvl, i, what in wrong:
+        at = _blame(bad, lvl, i)
+        bad[(lvl, i)] = at
+        out.append((at, lvl, i, what))
+    return out, bad
+
+
+def _blame(bad: dict[tuple[int, int], int], lvl: int, i: int) -> int:
+    """A bad child makes every ancestor differ too: blame the first bad index below, not the
+    first leaf of the subtree (which may be a good entry)."""
+    below = [bad[c] for c in ((lvl - 1, 2 * i), (lvl - 1, 2 * i + 1)) if lvl and c in bad]
+    return min(below) if below else i << lvl
 
 
 # -- main side ------------------------------------------------------------------------------
-def _rows(bank: Bank) -> Iterator[list[Any]]:
-    with bank.engine.connect() as conn:
-        chunk: list[Any] = []
-        for row in repo.iter_entries(conn, chunk=CHUNK):
-            chunk.append(row)
-            if len(chunk) >= CHUNK:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
-
 class _StopReplay(Exception):  # noqa: N818 - control flow only
     pass
 
 
 class _Replay:
-    """The in-order part of the audit: registry, hashes, nodes, roots at checkpoint sizes."""
+    """The in-order part of the audit: registry, authorization, joining chunk subtrees."""
 
     def __init__(
         self,
@@ -137,16 +274,23 @@ class _Replay:
         self.registry = Registry(bank.settings.bank_id)
         self.pubcache: dict[bytes, Any] = {}
         self.size = 0
-        self.border: list[bytes] = []
+        #: compact range of the tree so far: (level, index, hash), left to right
+        self.stack: list[tuple[int, int, bytes]] = []
         self.roots_at: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
         #: mismatched nodes (level, index) -> the index their problem names
         self.bad_nodes: dict[tuple[int, int], int] = {}
 
-    def _authorize(self, idx: int, data: bytes, c: Checked) -> None:
+    @property
+    def border(self) -> list[bytes]:
+        return [h for _, _, h in self.stack]
+
+    def cuts_for(self, start: int, end: int) -> tuple[int, ...]:
+        return tuple(s for s in self.want_sizes if start < s <= end)
+
+    def _authorize(self, idx: int, data: bytes, c: Checked) -> AuditProblem | None:
         _, err, verified, type_, issuer, key_id, at = c
         if err is not None:
-            self.problems.append(AuditProblem(idx, err, f"entry {idx}: {err}"))
-            return
+            return AuditProblem(idx, err, f"entry {idx}: {err}")
         try:
             if type_ in REGISTRY_TYPES or not verified:
                 e = parse_entry(data)
@@ -157,67 +301,132 @@ class _Replay:
                         key = self.pubcache[pub] = load_public_key(pub)
                     verify_signature(key, e.signed_bytes, e.sig)
                 self.registry.apply(e)
-                return
+                return None
             pub = self.registry.key_for(issuer, key_id, parse_time(at))
             if self.prescan.get(key_id) != pub:  # worker used another key: check ourselves
                 e = parse_entry(data)
                 verify_signature(pub, e.signed_bytes, e.sig)
         except CreditBankError as ex:
-            self.problems.append(AuditProblem(idx, ex.code, f"entry {idx}: {ex}"))
+            return AuditProblem(idx, ex.code, f"entry {idx}: {ex}")
+        return None
 
-    def consume(self, rows: list[Any], checked: list[Checked]) -> None:
-        leaf_hashes: list[bytes] = []
-        for row, c in zip(rows, checked, strict=True):
-            idx = int(row.idx)
-            expect = self.size + len(leaf_hashes)
-            if idx != expect:
-                self.problems.append(AuditProblem(expect, "log.gap", f"entry {expect} is missing"))
-                self._advance(leaf_hashes)
-                raise _StopReplay
-            data = bytes(row.data)
-            h = merkle.leaf_hash(data)
-            if bytes(row.leaf_hash) != h:
-                self.problems.append(
-                    AuditProblem(idx, "log.leaf_hash", f"stored leaf hash of entry {idx} is wrong")
+    def _segment(
+        self,
+        begin: int,
+        end: int,
+        groups: dict[tuple[str, str], tuple[datetime, datetime]],
+        skip: set[int],
+        out: list[tuple[int, AuditProblem]],
+    ) -> None:
+        """Authorize a run of worker-verified entries under one registry state.
+
+        ``key_for`` accepts an interval of times, so it accepts every entry of a group iff it
+        accepts the earliest and the latest, with the key the worker verified with. A group
+        that fails is re-read and decided entry by entry, exactly as for a single entry.
+        """
+        failed: set[tuple[str, str]] = set()
+        for (issuer, key_id), (lo, hi) in groups.items():
+            want = self.prescan.get(key_id)
+            try:
+                ok = (
+                    self.registry.key_for(issuer, key_id, lo) == want
+                    and self.registry.key_for(issuer, key_id, hi) == want
                 )
-            leaf_hashes.append(h)
-            self._authorize(idx, data, c)
-        self._advance(leaf_hashes)
-
-    def _advance(self, leaf_hashes: list[bytes]) -> None:
-        """Append leaves, check stored nodes, record roots at checkpoint sizes."""
-        if not leaf_hashes:
+            except CreditBankError:
+                ok = False
+            if not ok:
+                failed.add((issuer, key_id))
+        if not failed:
             return
-        start = self.size
-        end = start + len(leaf_hashes)
-        cuts = [s for s in self.want_sizes if start < s < end] + [end]
-        nodes: list[tuple[int, int, bytes]] = []
-        pos = start
-        for cut in cuts:
-            app = merkle.append_leaves(pos, self.border, leaf_hashes[pos - start : cut - start])
-            nodes.extend(app.nodes)
-            self.border = list(app.border)
-            self.roots_at[cut] = app.root
-            pos = cut
-        self.size = end
         with self.bank.engine.connect() as conn:
-            stored = repo.fetch_nodes(conn, [(lvl, i) for lvl, i, _ in nodes])
-        for lvl, i, hsh in nodes:  # children come before their parents
+            rows = repo.entry_tuples(conn, begin, end)
+        for idx, data, _ in rows:
+            if idx in skip:
+                continue
+            try:
+                e = parse_entry(data)
+            except CreditBankError:
+                continue  # reported by the worker
+            if (e.issuer, e.key_id) not in failed or e.type in REGISTRY_TYPES:
+                continue
+            if e.key_id not in self.prescan:
+                continue  # not part of a group (decided as a single entry)
+            p = self._authorize(idx, data, (idx, None, True, e.type, e.issuer, e.key_id, e.at))
+            if p is not None:
+                out.append((idx, p))
+
+    def consume(self, r: ChunkResult) -> None:
+        if r.start != self.size:
+            raise AssertionError(f"chunk at {r.start}, replay at {self.size}")
+        found: list[tuple[int, int, AuditProblem]] = [
+            (i, 0, AuditProblem(i, "log.leaf_hash", f"stored leaf hash of entry {i} is wrong"))
+            for i in r.leaf_bad
+        ]
+        found += [(i, 1, AuditProblem(i, code, f"entry {i}: {code}")) for i, code in r.errors]
+        skip = {i for i, _ in r.errors}
+        decided: list[tuple[int, AuditProblem]] = []
+        for ev in r.events:
+            if ev[0] == "s":
+                _, begin, end, groups = ev  # type: ignore[misc]
+                if groups:
+                    self._segment(begin, end, groups, skip, decided)
+            else:
+                _, c, data = ev  # type: ignore[misc]
+                p = self._authorize(c[0], data, c)
+                if p is not None:
+                    decided.append((c[0], p))
+        found += [(i, 1, p) for i, p in decided]
+        found.sort(key=lambda t: (t[0], t[1]))
+        self.problems.extend(p for _, _, p in found)
+        if r.gap:
+            self.problems.append(AuditProblem(r.stop, "log.gap", f"entry {r.stop} is missing"))
+        self.problems.extend(
+            AuditProblem(at, "log.node", f"stored node ({lvl},{i}) is {what}")
+            for at, lvl, i, what in r.node_problems
+        )
+        self.bad_nodes.update(r.bad_nodes)
+        self._join(r)
+        if r.gap:
+            raise _StopReplay
+
+    def _join(self, r: ChunkResult) -> None:
+        """Push the chunk's subtrees onto the compact range; check the nodes that completes."""
+        if r.stop == r.start:
+            return
+        before = self.border
+        for size, hashes in r.cuts.items():
+            self.roots_at[size] = merkle.fold_right(before + hashes)
+        made: list[tuple[int, int, bytes]] = []
+        for (lvl, i), h in zip(merkle.range_nodes(r.start, r.stop), r.tops, strict=True):
+            cur = h
+            while self.stack and self.stack[-1][0] == lvl:
+                _, _, left = self.stack.pop()
+                cur = merkle.node_hash(left, cur)
+                lvl, i = lvl + 1, i >> 1
+                made.append((lvl, i, cur))
+            self.stack.append((lvl, i, cur))
+        self.size = r.stop
+        self.roots_at[r.stop] = merkle.fold_right(self.border)
+        if not made:
+            return
+        with self.bank.engine.connect() as conn:
+            stored = repo.fetch_nodes(conn, [(lvl, i) for lvl, i, _ in made])
+        for lvl, i, hsh in made:  # children come before their parents
             got = stored.get((lvl, i))
             if got != hsh:
                 what = "missing" if got is None else "wrong"
-                # A bad child makes every ancestor differ too: blame the first bad index
-                # below, not the first leaf of the subtree (which may be a good entry).
-                below = [
-                    self.bad_nodes[c]
-                    for c in ((lvl - 1, 2 * i), (lvl - 1, 2 * i + 1))
-                    if lvl and c in self.bad_nodes
-                ]
-                at = min(below) if below else i << lvl
+                at = _blame(self.bad_nodes, lvl, i)
                 self.bad_nodes[(lvl, i)] = at
                 self.problems.append(
                     AuditProblem(at, "log.node", f"stored node ({lvl},{i}) is {what}")
                 )
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def run_audit(
@@ -236,11 +445,11 @@ def run_audit(
     report = AuditReport()
     problems = report.problems
     with bank.engine.connect() as conn:
-        head = repo.read_head(conn)
+        head, end = repo.head_and_entry_end(conn)
         checkpoints = repo.all_checkpoints(conn)
         prescan = _prescan_keys(repo.registry_entries(conn))
     total = head.size
-    nproc = workers if workers is not None else max(1, os.cpu_count() or 1)
+    nproc = workers if workers is not None else _cores()
     report.workers = nproc
     report.checkpoints = len(checkpoints)
     vkey = parse_verifier_key(bank.verifier_key)
@@ -261,32 +470,26 @@ def run_audit(
                 )
             )
     replay = _Replay(bank, prescan, {cp.size for cp in checkpoints}, problems)
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    pool = (
-        ProcessPoolExecutor(nproc, mp_context=ctx, initializer=_worker_init, initargs=(prescan,))
-        if nproc > 0
-        else None
-    )
-    if pool is None:
-        _worker_init(prescan)
+    tasks = [(a, min(a + CHUNK, end), replay.cuts_for(a, a + CHUNK)) for a in range(0, end, CHUNK)]
     last_report = started
     stopped = False
+    pool: ProcessPoolExecutor | None = None
     try:
-        pending: list[tuple[list[Any], Future[list[Checked]] | list[Checked]]] = []
-        for rows in _rows(bank):
-            payload = [(int(r.idx), bytes(r.data)) for r in rows]
-            pending.append(
-                (rows, pool.submit(_check_chunk, payload) if pool else _check_chunk(payload))
+        if nproc > 0:
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            url = bank.engine.url.render_as_string(hide_password=False)
+            pool = ProcessPoolExecutor(
+                nproc, mp_context=ctx, initializer=_worker_init, initargs=(url, prescan)
             )
-            while len(pending) > 2 * max(nproc, 1) or (pending and pool is None):
-                r0, f0 = pending.pop(0)
-                replay.consume(r0, f0.result() if isinstance(f0, Future) else f0)
-                if progress is not None and clock.monotonic() - last_report >= 1.0:
-                    progress(replay.size, total)
-                    last_report = clock.monotonic()
-        while pending:
-            r0, f0 = pending.pop(0)
-            replay.consume(r0, f0.result() if isinstance(f0, Future) else f0)
+            results: Iterator[ChunkResult] = _windowed(pool, tasks, 2 * nproc + 2)
+        else:
+            local = _WorkerState(bank.engine, {k: load_public_key(p) for k, p in prescan.items()})
+            results = (_audit_chunk(local, *t) for t in tasks)
+        for r in results:
+            replay.consume(r)
+            if progress is not None and clock.monotonic() - last_report >= 1.0:
+                progress(replay.size, total)
+                last_report = clock.monotonic()
     except _StopReplay:
         stopped = True
     finally:
@@ -346,8 +549,30 @@ def run_audit(
     return report
 
 
+def _windowed(
+    pool: ProcessPoolExecutor, tasks: list[tuple[int, int, tuple[int, ...]]], window: int
+) -> Iterator[ChunkResult]:
+    """Results in task order, with at most ``window`` tasks in flight."""
+    pending: deque[Future[ChunkResult]] = deque()
+    it = iter(tasks)
+    for t in it:
+        pending.append(pool.submit(_worker_chunk, *t))
+        if len(pending) >= window:
+            break
+    while pending:
+        r = pending.popleft().result()
+        for t in it:
+            pending.append(pool.submit(_worker_chunk, *t))
+            break
+        yield r
+
+
 def _prescan_keys(registry_raws: list[bytes]) -> dict[str, bytes]:
-    """Every key id → public key named by registry entries (for the workers only)."""
+    """Every key id → public key named by registry entries (for the workers only).
+
+    Only keys that the registry could ever accept (a valid Ed25519 key whose id is its
+    ``entry_key_id``) are kept; the workers' checks are then re-decided in order anyway.
+    """
     keys: dict[str, bytes] = {}
     for raw in registry_raws:
         try:
@@ -359,7 +584,10 @@ def _prescan_keys(registry_raws: list[bytes]) -> dict[str, bytes]:
         for k in cands if isinstance(cands, list) else []:
             if isinstance(k, dict) and isinstance(k.get("key_id"), str):
                 try:
-                    keys[k["key_id"]] = b64decode(str(k.get("public_key", "")))
+                    pub = b64decode(str(k.get("public_key", "")))
+                    load_public_key(pub)
                 except CreditBankError:
                     continue
+                if entry_key_id(pub) == k["key_id"]:
+                    keys[k["key_id"]] = pub
     return keys

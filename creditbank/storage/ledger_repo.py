@@ -215,18 +215,19 @@ def _cp(row: Any) -> StoredCheckpoint:
 # Both drivers return ``int`` for BIGINT and ``bytes`` for BLOB/``bytea`` in this mode.
 
 
-def _fetch_raw(conn: Connection, sql: str, params: tuple[int, ...]) -> list[tuple[Any, ...]]:
+def _fetch_raw(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]:
     if not conn.in_transaction():
         conn.begin()
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None  # noqa: S101 - a live connection always has one
-    cur = dbapi.cursor()
+    cur: Any = dbapi.cursor()
     try:
         if is_sqlite(conn):
             cur.execute(sql.replace("%s", "?"), params)
         else:
             cur.execute(sql, params, binary=True)
-        return list(cur.fetchall())
+        rows: list[Any] = cur.fetchall()
+        return rows
     finally:
         cur.close()
 
@@ -238,7 +239,7 @@ def entry_tuples(conn: Connection, start: int, end: int) -> list[tuple[int, byte
         "SELECT idx, data, leaf_hash FROM log_entries WHERE idx >= %s AND idx < %s ORDER BY idx",
         (start, end),
     )
-    return rows  # type: ignore[return-value]  # both drivers give int and bytes here
+    return rows  # both drivers give int and bytes here
 
 
 def node_tuples(conn: Connection, level: int, begin: int, end: int) -> list[tuple[int, bytes]]:
@@ -248,15 +249,19 @@ def node_tuples(conn: Connection, level: int, begin: int, end: int) -> list[tupl
         "SELECT id, hash FROM log_nodes WHERE id >= %s AND id < %s ORDER BY id",
         (merkle.node_key(level, begin), merkle.node_key(level, end)),
     )
-    return rows  # type: ignore[return-value]
+    return rows
 
 
-def entry_index_end(conn: Connection) -> tuple[int, int]:
-    """``(head size, highest entry index + 1)`` read in one statement (one snapshot)."""
+def head_and_entry_end(conn: Connection) -> tuple[Head, int]:
+    """The head row and the highest entry index + 1 (0 if none), read in one statement, so
+    from one snapshot even on PostgreSQL's READ COMMITTED."""
     row = conn.execute(
         select(
-            select(head_t.c.size).where(head_t.c.id == 1).scalar_subquery(),
+            head_t.c.size,
+            head_t.c.root,
+            head_t.c.registry_count,
             select(func.max(entries_t.c.idx)).scalar_subquery(),
-        )
+        ).where(head_t.c.id == 1)
     ).one()
-    return int(row[0]), (int(row[1]) + 1 if row[1] is not None else 0)
+    end = int(row[3]) + 1 if row[3] is not None else 0
+    return Head(int(row[0]), bytes(row[1]), int(row[2])), end
