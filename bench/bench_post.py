@@ -234,13 +234,13 @@ def run(server: Server, path: Path, *, name: str, batch_size: int, workers: int)
 
 def table(results: list[Result]) -> str:
     head = (
-        "| run | rows | batch | wall s | records/s | validate s | post s | "
+        "| run | rows | batch | wall s | records/s | validate s | resolve s | post s | "
         "client CPU ms/rec | server CPU ms/rec |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = [
         f"| {r.name} | {r.rows:,} | {r.batch_size} | {r.seconds:.1f} | {r.rate:,.0f} | "
-        f"{r.phase('validate'):.1f} | {r.phase('post'):.1f} | "
+        f"{r.phase('validate'):.1f} | {r.phase('resolve'):.1f} | {r.phase('post'):.1f} | "
         f"{1000 * r.client_cpu / r.rows:.2f} | {1000 * r.server_cpu / r.rows:.2f} |"
         for r in results
     ]
@@ -304,10 +304,11 @@ after validating every row locally, resolving each learner once, and signing eve
 Wall time covers the whole command. Target: ≥ 2,000 records/s.
 
 {text}
-- the CSV client: {best.rate:,.0f} records/s end to end; the phases: validation
-  {best.phase("validate"):.1f} s ({args.workers} worker process(es)), posting
-  {best.phase("post"):.1f} s, waiting for resolution and signing of the next batch
-  {best.phase("wait_prepare"):.1f} s; {best.report.learners_resolved:,} learners resolved.
+- the CSV client: {best.rate:,.0f} records/s end to end. Its phases: validation
+  {best.phase("validate"):.1f} s ({args.workers} worker process(es)), resolving
+  {best.report.learners_resolved:,} learners {best.phase("resolve"):.1f} s, posting
+  {best.phase("post"):.1f} s, waiting for the next batch to be signed
+  {best.phase("wait_sign"):.1f} s.
 - batching gains {best.rate / results[1].rate:,.1f}× over posting one entry per request.
 {machine(load_before, load_after)}
 CPU per record is the better comparison on a shared machine: wall time includes waiting for

@@ -41,7 +41,7 @@ from creditbank.core.signing import b64encode, entry_key_id
 from creditbank.errors import ConfigurationError, ConflictError
 
 PUBLIC_SUFFIX: Final = ".pub"
-_PHASES: Final = {"validate": "validating rows", "post": "posting"}
+_PHASES: Final = {"validate": "validating rows", "resolve": "resolving learners", "post": "posting"}
 
 keys_app = typer.Typer(help="Institution key files (run at the institution).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

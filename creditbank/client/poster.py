@@ -37,8 +37,8 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -78,7 +78,7 @@ JOURNAL_FORMAT: Final = "creditbank-post-journal"
 MAX_ATTEMPTS: Final = 6
 BACKOFF_START: Final = 0.5
 BACKOFF_MAX: Final = 10.0
-RESOLVE_CONCURRENCY: Final = 8
+RESOLVE_CONCURRENCY: Final = 4
 RECORDS_PATH: Final = "/api/v1/records"
 RESOLVE_PATH: Final = "/api/v1/learners/resolve"
 _RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
@@ -298,6 +298,11 @@ class Sleeper(Protocol):
     def __call__(self, seconds: float, /) -> None: ...
 
 
+def sleep_with_jitter(seconds: float) -> None:
+    """Sleep 50-150 % of ``seconds``, so that clients retrying together spread out."""
+    time.sleep(seconds * (0.5 + secrets.randbelow(1001) / 1000))
+
+
 class BankAPI:
     """The two endpoints the client uses, with bounded retries and backoff."""
 
@@ -309,7 +314,7 @@ class BankAPI:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 120.0,
         attempts: int = MAX_ATTEMPTS,
-        sleep: Sleeper = time.sleep,
+        sleep: Sleeper = sleep_with_jitter,
     ) -> None:
         self.attempts = max(1, attempts)
         self._sleep = sleep
@@ -537,31 +542,42 @@ class Poster:
         self.key_id = entry_key_id(self.signer.public_bytes)
 
     # -- preparing ---------------------------------------------------------------------------
-    def _resolve_all(self, rows: Sequence[Row], pool: ThreadPoolExecutor) -> None:
+    def resolve_learners(self, rows: Sequence[Row]) -> None:
+        """Resolve every identity of ``rows`` once, a few at a time, before anything is posted.
+
+        Resolution writes on first use; doing it up front keeps it from competing with the
+        record batches for the bank's database. A refused identity (e.g. ``identity.checksum``)
+        is remembered and its rows are reported; anything else stops the run.
+        """
         todo: dict[tuple[str, str, str], Row] = {}
         for r in rows:
-            if r.identity is None:
-                continue
-            k = _identity_key(r.identity)
-            if k not in self._learners and k not in todo:
-                todo[k] = r
+            if r.identity is not None:
+                k = _identity_key(r.identity)
+                if k not in self._learners:
+                    todo.setdefault(k, r)
         if not todo:
             return
-        futures = {
-            k: pool.submit(self.api.resolve, r.identity, r.name or "")
-            for k, r in todo.items()
-            if r.identity is not None
-        }
-        for k, fut in futures.items():
-            try:
-                self._learners[k] = fut.result()
-                self.report.learners_resolved += 1
-            except BatchRefused as e:
-                self._learners[k] = e.problem
+        self.progress.start("resolve", len(todo))
+        pool = ThreadPoolExecutor(RESOLVE_CONCURRENCY, "resolve")
+        try:
+            futures = {
+                pool.submit(self.api.resolve, r.identity, r.name or ""): k
+                for k, r in todo.items()
+                if r.identity is not None
+            }
+            for fut in as_completed(futures):
+                k = futures[fut]
+                try:
+                    self._learners[k] = fut.result()
+                    self.report.learners_resolved += 1
+                except BatchRefused as e:
+                    self._learners[k] = e.problem
+                self.progress.advance("resolve", 1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    def prepare(self, rows: Sequence[Row], pool: ThreadPoolExecutor) -> list[_Prepared]:
-        """Resolve the learners of ``rows`` and sign their entries (refused ones reported)."""
-        self._resolve_all(rows, pool)
+    def prepare(self, rows: Sequence[Row]) -> list[_Prepared]:
+        """Complete and sign the entries of ``rows`` (rows of refused learners reported)."""
         at = format_time(self.clock())
         out: list[_Prepared] = []
         for r in rows:
@@ -646,29 +662,33 @@ class Poster:
             )
 
     def run(self, rows: Sequence[Row]) -> None:
-        """Prepare batch k+1 while batch k is posted; stop at the first fatal error."""
+        """Resolve the learners, then sign batch k+1 while batch k is posted; stop at the
+        first fatal error."""
         batches = [
             list(rows[i : i + self.batch_size]) for i in range(0, len(rows), self.batch_size)
         ]
         if not batches:
             return
+        t0 = time.perf_counter()
+        self.resolve_learners(rows)
+        self._add_time("resolve", time.perf_counter() - t0)
         self.progress.start("post", len(rows))
-        with ExitStack() as stack:
-            resolver = stack.enter_context(ThreadPoolExecutor(RESOLVE_CONCURRENCY, "resolve"))
-            preparer = stack.enter_context(ThreadPoolExecutor(1, "prepare"))
-            stack.callback(preparer.shutdown, wait=True, cancel_futures=True)
-            ahead: Future[list[_Prepared]] = preparer.submit(self.prepare, batches[0], resolver)
-            for k in range(len(batches)):
-                t0 = time.perf_counter()
-                prepared = ahead.result()
-                self._add_time("wait_prepare", time.perf_counter() - t0)
-                if k + 1 < len(batches):
-                    ahead = preparer.submit(self.prepare, batches[k + 1], resolver)
-                t0 = time.perf_counter()
-                self.post(prepared)
-                self._add_time("post", time.perf_counter() - t0)
-                if self.after_batch is not None:
-                    self.after_batch(k + 1)
+        with ThreadPoolExecutor(1, "prepare") as preparer:
+            try:
+                ahead: Future[list[_Prepared]] = preparer.submit(self.prepare, batches[0])
+                for k in range(len(batches)):
+                    t0 = time.perf_counter()
+                    prepared = ahead.result()
+                    self._add_time("wait_sign", time.perf_counter() - t0)
+                    if k + 1 < len(batches):
+                        ahead = preparer.submit(self.prepare, batches[k + 1])
+                    t0 = time.perf_counter()
+                    self.post(prepared)
+                    self._add_time("post", time.perf_counter() - t0)
+                    if self.after_batch is not None:
+                        self.after_batch(k + 1)
+            finally:
+                preparer.shutdown(wait=True, cancel_futures=True)
 
     def _add_time(self, name: str, seconds: float) -> None:
         self.report.timings[name] = self.report.timings.get(name, 0.0) + seconds
@@ -725,7 +745,7 @@ def post_file(
     clock: Callable[[], datetime] = utc_now,
     progress: ProgressSink | None = None,
     transport: httpx.BaseTransport | None = None,
-    sleep: Sleeper = time.sleep,
+    sleep: Sleeper = sleep_with_jitter,
     attempts: int = MAX_ATTEMPTS,
     after_batch: Callable[[int], None] | None = None,
     dry_run: bool = False,
