@@ -3,23 +3,23 @@
 :func:`post_file` runs the whole flow for one CSV or JSONL file:
 
 1. **Validate every row locally** (:mod:`creditbank.client.csvformat`); invalid rows are
-   reported and never sent.
-2. **Skip rows already acknowledged** according to the journal kept next to the input
-   (``FILE.creditbank-journal.jsonl``). A row whose content changed since it was acknowledged
-   is reported (``post.changed``): an acknowledged record is corrected by a new row with
-   ``corrects``, never by editing the old one.
-3. **Resolve learners** (``POST /api/v1/learners/resolve``), once per identity document in a
-   run, several at a time; the bank answers the opaque learner id and the learner's
+   reported and never sent. Rows the journal kept next to the input
+   (``FILE.creditbank-journal.jsonl``) acknowledged with the same text are skipped without
+   being validated again; a row changed since it was acknowledged is reported
+   (``post.changed``): an acknowledged record is corrected by a new row with ``corrects``,
+   never by editing the old one.
+2. **Resolve learners** (``POST /api/v1/learners/resolve``) up front, once per identity
+   document, a few at a time; the bank answers the opaque learner id and the learner's
    commitment salt. Bodies get ``learner`` and ``name_commitment`` = base64(SHA-256(salt ‖
    NFC(name))); the plain name travels beside the entry (``names``) into the bank's
    personal-data tables, never into the log.
-4. **Sign** each entry with the institution's private key, which never leaves this machine.
-5. **Post in batches** (``POST /api/v1/records``), one batch in flight while the next is
-   prepared. A rejected batch (problem+json with ``items``) writes nothing: its failing items
-   are reported and the rest is posted again. Network errors, 429 and 5xx are retried with
-   exponential backoff a bounded number of times; posting is idempotent, so a retry of a batch
-   the bank did store is answered as duplicates with the original indexes.
-6. **Journal** every acknowledged row (record id, index, leaf hash) and fsync, batch by batch.
+3. **Sign** each entry with the institution's private key, which never leaves this machine.
+4. **Post in batches** (``POST /api/v1/records``), one batch in flight while the next is
+   signed. A rejected batch (problem+json with ``items``) writes nothing: its failing items
+   are reported and the rest is posted again. Network errors, 408, 429 and 5xx are retried
+   with jittered exponential backoff a bounded number of times; posting is idempotent, so a
+   retry of a batch the bank did store is answered as duplicates with the original indexes.
+5. **Journal** every acknowledged row (record id, index, leaf hash) and fsync, batch by batch.
    After an interruption a re-run skips what the journal holds; a batch acknowledged but not
    journaled (a crash in between) is posted again and answered as duplicates, so nothing is
    ever stored twice.
