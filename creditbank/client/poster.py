@@ -149,6 +149,37 @@ def load_key_file(path: Path) -> tuple[str, Ed25519Signer]:
 
 
 # --- journal -----------------------------------------------------------------------------------
+def _lock(f: Any, path: Path) -> None:
+    """Hold an exclusive lock on the open journal, so that two runs cannot share it (POSIX;
+    elsewhere the journal is not locked).
+
+    Raises:
+        ConfigurationError: ``post.journal_busy`` if another run holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        raise ConfigurationError(
+            f"journal {path} is in use: another 'creditbank post' of this file is running",
+            code="post.journal_busy",
+        ) from e
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not possible on every platform
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def default_journal_path(path: Path) -> Path:
     """``FILE.creditbank-journal.jsonl`` next to the input file."""
     return path.with_name(path.name + JOURNAL_SUFFIX)
@@ -197,14 +228,19 @@ class Journal:
             raise ConfigurationError(f"cannot read journal {path}: {e.strerror}") from e
         good = self._load(existing, header) if existing else 0
         try:
-            if good < len(existing):  # a torn tail (or a torn header): drop it
-                with path.open("r+b") as f:
-                    f.truncate(good)
             self._file = path.open("ab")
         except OSError as e:
             raise ConfigurationError(f"cannot write journal {path}: {e.strerror}") from e
-        if good == 0:
-            self._write([header])
+        try:
+            _lock(self._file, path)
+            if good < len(existing):  # a torn tail (or a torn header): drop it
+                self._file.truncate(good)
+            if good == 0:
+                self._write([header])
+                _fsync_dir(path.parent)  # the new file's name is durable too
+        except BaseException:
+            self._file.close()
+            raise
 
     def _load(self, data: bytes, header: Mapping[str, Any]) -> int:
         """Read the journal; returns the length of its intact part."""

@@ -347,6 +347,16 @@ def test_journal_belongs_to_one_institution_and_bank(
     j.close()
 
 
+def test_journal_is_locked_while_in_use(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    j = Journal(path, institution=INSTITUTION, url=URL)
+    with pytest.raises(ConfigurationError) as e:
+        Journal(path, institution=INSTITUTION, url=URL)
+    assert e.value.code == "post.journal_busy"
+    j.close()
+    Journal(path, institution=INSTITUTION, url=URL).close()
+
+
 def test_torn_journal_tail_is_dropped_and_corruption_refused(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     j = Journal(path, institution=INSTITUTION, url=URL)
