@@ -781,8 +781,8 @@ def post_file(
     clock: Callable[[], datetime] = utc_now,
     progress: ProgressSink | None = None,
     transport: httpx.BaseTransport | None = None,
-    sleep: Sleeper = sleep_with_jitter,
-    attempts: int = MAX_ATTEMPTS,
+    sleep: Sleeper | None = None,
+    attempts: int | None = None,
     after_batch: Callable[[int], None] | None = None,
     dry_run: bool = False,
 ) -> PostReport:
@@ -801,8 +801,8 @@ def post_file(
         clock: the signing time of the entries.
         progress: receives phase totals and advances.
         transport: an ``httpx`` transport (tests).
-        sleep: used between retries (tests).
-        attempts: tries per request before giving up.
+        sleep: used between retries; default :func:`sleep_with_jitter`.
+        attempts: tries per request before giving up; default :data:`MAX_ATTEMPTS`.
         after_batch: called with the number of batches done after each is journaled (tests).
         dry_run: validate and report only; nothing is sent and no journal is written.
 
@@ -843,7 +843,13 @@ def post_file(
         report.seconds = time.perf_counter() - started
         return report
 
-    api = BankAPI(base, token, transport=transport, sleep=sleep, attempts=attempts)
+    api = BankAPI(
+        base,
+        token,
+        transport=transport,
+        sleep=sleep or sleep_with_jitter,
+        attempts=attempts or MAX_ATTEMPTS,
+    )
     with _opened(api, journal):
         todo: list[Row] = []
         for r in parsed.rows:
