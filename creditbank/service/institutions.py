@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from creditbank.core.canonical import canonicalize, parse_json_strict
@@ -51,6 +53,7 @@ from creditbank.service.records import (
 )
 from creditbank.storage import records_repo as rr
 from creditbank.storage import token_repo
+from creditbank.storage.engine import IMMEDIATE
 from creditbank.storage.token_repo import StoredToken
 
 #: most entries in one ``POST /api/v1/records`` request
@@ -351,6 +354,14 @@ def revoke_token(bank: Bank, token_id: str) -> StoredToken:
 
 
 # -- learners ---------------------------------------------------------------------------------
+@contextmanager
+def _write_transaction(bank: Bank) -> Iterator[Connection]:
+    """A transaction that reads then writes: on SQLite it takes the write lock when it begins
+    (waiting for a ledger batch to finish) instead of failing to upgrade a stale read."""
+    with bank.engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+        yield conn
+
+
 def resolve(
     bank: Bank,
     *,
@@ -368,7 +379,7 @@ def resolve(
     pepper = bank.pepper
     for attempt in range(2):
         try:
-            with bank.engine.begin() as conn:
+            with _write_transaction(bank) as conn:
                 return resolve_learner(
                     conn,
                     pepper=pepper,
@@ -398,7 +409,7 @@ def erase(bank: Bank, learner_id: str) -> int:
     _learner_exists(bank, learner_id)
     now = _now(bank)
     try:
-        with bank.engine.begin() as conn:
+        with _write_transaction(bank) as conn:
             erase_learner(conn, learner_id, now)
             return token_repo.revoke_subject_tokens(
                 conn, role="learner", subject=learner_id, now=now

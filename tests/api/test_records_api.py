@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -637,3 +639,34 @@ def test_openapi_documents_the_new_endpoints(world: World) -> None:
     assert "/api/v1/learners/resolve" in paths
     assert "/api/v1/institutions/{institution_id}/records" in paths
     assert "/api/v1/learners/{learner_id}/records" in paths
+
+
+def test_resolution_waits_for_a_writer_instead_of_failing(world: World) -> None:
+    """On SQLite a read-then-write transaction whose snapshot another writer made stale
+    cannot upgrade (SQLITE_BUSY_SNAPSHOT, no retry): resolution must take the write lock
+    up front, and so wait for a ledger batch rather than fail with 503."""
+    from creditbank.storage.engine import IMMEDIATE
+
+    a = world["INS-A"]
+    started = threading.Event()
+    results: list[int] = []
+
+    def hold_the_write_lock() -> None:
+        engine = world.bank.engine
+        with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+            started.set()
+            time.sleep(0.5)
+            conn.exec_driver_sql("UPDATE api_tokens SET label = label")  # a write: stale reads
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    started.wait(10)
+    for n in range(3):
+        resp = world.client.post(
+            RESOLVE,
+            json={"name": "赵六", "id_type": "resident_id", "id_number": resident_id(500 + n)},
+            headers=a.auth,
+        )
+        results.append(resp.status_code)
+    holder.join(10)
+    assert results == [201, 201, 201]
