@@ -1,9 +1,7 @@
 """Import a dataset in the sample layout through the signed ledger path (``creditbank import``).
 
-The layout is that of the bundled synthetic sample (``creditbank/data/sample``):
-``institutions.json``, ``certificate_types.json``, ``learners.json`` and ``outcomes.json`` are
-imported; ``conversion_rules.json``, ``applications.json``, ``programs.json`` and
-``expected.json`` are left to later steps (see :data:`STEPS`) and listed as skipped.
+The layout is that of the bundled synthetic sample (``creditbank/data/sample``): every file is
+imported (see :data:`STEPS`) except ``expected.json``, the oracle, which is listed as skipped.
 
 Every outcome enters the log exactly as an institution's post would, through
 :meth:`creditbank.service.ledger.Ledger.append` and its record validator:
@@ -34,7 +32,18 @@ validator answers identical content as a duplicate of the original entry and oth
 refuses a closed institution's own posts); its body is compared with the stored projection
 instead (same digest → already present, else ``record.conflict``).
 
-What each dataset id became is kept in ``dataset_refs`` (:func:`dataset_refs`).
+Conversions (:mod:`creditbank.service.conversion`) follow the records:
+
+* ``conversion_rules.json`` with ``programs.json`` and ``certificate_types.json`` is published
+  as one bank-signed ``rules.published`` entry (validated first; skipped when equal to the
+  publication in force);
+* ``applications.json`` is decided in rule-0 order (``applied_on``, then id), each decision
+  dated ``applied_on`` (its entry's ``at`` is the bank clock) and appended as a
+  ``conversion.decided`` entry; an application already decided is not decided again;
+* the voids that the dataset's revocations imply are posted as ``conversion.voided`` entries.
+
+What each dataset id became is kept in ``dataset_refs`` (:func:`dataset_refs`); an application
+id maps to its decision entry (kind ``application``, ``record_id`` = the application id).
 """
 
 from __future__ import annotations
@@ -70,6 +79,7 @@ from creditbank.errors import (
     CreditBankError,
     InvalidInputError,
 )
+from creditbank.service import conversion
 from creditbank.service.bank import Bank
 from creditbank.service.demo import closure_entry, institution_key, registration_entry
 from creditbank.service.keys import load_key_file
@@ -80,17 +90,13 @@ from creditbank.storage.tables import dataset_refs_t, records_t, revocations_t
 
 #: entries per ledger append (one transaction each)
 DEFAULT_BATCH: Final = 500
-#: files of the layout that no step imports yet
-NOT_IMPORTED: Final = (
-    "programs.json",
-    "conversion_rules.json",
-    "applications.json",
-    "expected.json",
-)
+#: files of the layout that no step imports
+NOT_IMPORTED: Final = ("expected.json",)
 #: ``dataset_refs.kind`` values
 REF_LEARNER: Final = "learner"
 REF_RECORD: Final = "record"
 REF_REVOCATION: Final = "revocation"
+REF_APPLICATION: Final = "application"
 
 # same-day order of timeline events
 _PHASE_POST: Final = 0
@@ -130,6 +136,10 @@ class ImportReport:
     revocations_posted: int = 0
     duplicates: int = 0
     entries_appended: int = 0
+    rules_published: int = 0
+    applications_decided: int = 0
+    applications_existing: int = 0
+    voids_posted: int = 0
     checkpoint_size: int | None = None
     seconds: float = 0.0
     skipped_files: list[str] = field(default_factory=list)
@@ -140,6 +150,8 @@ class ImportReport:
     records: dict[str, OutcomeRef] = field(default_factory=dict)
     #: outcome id → its revocation entry
     revocations: dict[str, OutcomeRef] = field(default_factory=dict)
+    #: application id → its conversion.decided entry
+    applications: dict[str, int] = field(default_factory=dict)
 
     @property
     def learners(self) -> int:
@@ -580,6 +592,100 @@ def step_records(ctx: ImportContext) -> None:
     ctx.append("records", [e.pending for e in ordered if e.pending is not None])
 
 
+def step_rules(ctx: ImportContext) -> None:
+    """Publish ``conversion_rules.json`` with the programmes and certificate types it needs
+    as one ``rules.published`` entry (validated; nothing appended if unchanged)."""
+    if not ctx.dataset.has("conversion_rules.json"):
+        return
+    doc: dict[str, Any] = {"conversion_rules": ctx.dataset.load("conversion_rules.json")}
+    for file, key in (
+        ("programs.json", "programs"),
+        ("certificate_types.json", "certificate_types"),
+    ):
+        if ctx.dataset.has(file):
+            doc[key] = ctx.dataset.load(file)
+    current = conversion.current_rules(ctx.bank)
+    publication = conversion.parse_rules_document(
+        doc, base=current.publication if current is not None else None
+    )
+    result = conversion.publish_rules(ctx.bank, publication)
+    if result.created:
+        ctx.report.rules_published += 1
+        ctx.report.entries_appended += 1
+    ctx.tick("rules", 1, 1)
+
+
+_TARGETS: Final = {"credit_conversion": "program_id", "exam_exemption": "certificate_type_id"}
+
+
+def _application_request(
+    ctx: ImportContext, row: Mapping[str, Any]
+) -> conversion.ApplicationRequest:
+    aid = str(row["id"])
+    learner = ctx.learners.get(str(row.get("learner_id")))
+    if learner is None:
+        raise InvalidInputError(
+            f"application {aid} names unknown learner {row.get('learner_id')}",
+            code="import.learner",
+        )
+    applied_on, target = row.get("applied_on"), _TARGETS.get(str(row.get("type")))
+    value = row.get(target) if target is not None else None
+    if not isinstance(applied_on, str) or not isinstance(value, str):
+        raise InvalidInputError(
+            f"application {aid} needs applied_on, a known type and its target",
+            code="import.application",
+        )
+    return conversion.ApplicationRequest(
+        learner_id=learner.learner_id,
+        applied_on=conversion.parse_date(applied_on, f"application {aid} applied_on"),
+        program_id=value if target == "program_id" else None,
+        certificate_type_id=value if target == "certificate_type_id" else None,
+        application_id=aid,
+    )
+
+
+def step_applications(ctx: ImportContext) -> None:
+    """Decide ``applications.json`` in rule-0 order (``applied_on``, then id), each on its
+    ``applied_on``; applications decided by an earlier import are answered from the log."""
+    if not ctx.dataset.has("applications.json"):
+        return
+    rows = ctx.dataset.rows("applications.json")
+    requests = sorted(
+        (_application_request(ctx, r) for r in rows),
+        key=lambda q: (q.applied_on, q.application_id or ""),
+    )
+    decided = conversion.decide_applications(ctx.bank, requests, batch_size=ctx.batch_size)
+    refs = []
+    for d in decided:
+        if d.created:
+            ctx.report.applications_decided += 1
+            ctx.report.entries_appended += 1
+        else:
+            ctx.report.applications_existing += 1
+        ctx.report.applications[d.application_id] = d.entry_index
+        refs.append(
+            {
+                "kind": REF_APPLICATION,
+                "ref": d.application_id,
+                "learner_id": d.learner_id,
+                "owner": None,
+                "record_id": d.application_id,
+                "entry_idx": d.entry_index,
+            }
+        )
+    ctx.remember(refs)
+    ctx.tick("applications", len(decided), len(rows))
+
+
+def step_voids(ctx: ImportContext) -> None:
+    """Post the ``conversion.voided`` entries the revocations imply (idempotent)."""
+    if not ctx.report.applications:
+        return
+    posted = conversion.reconcile_voids(ctx.bank, {r.learner_id for r in ctx.learners.values()})
+    ctx.report.voids_posted += posted
+    ctx.report.entries_appended += posted
+
+
 def step_checkpoint(ctx: ImportContext) -> None:
     """Publish a checkpoint covering everything appended."""
     ctx.bank.ledger.publish()
@@ -589,11 +695,14 @@ def step_checkpoint(ctx: ImportContext) -> None:
 #: One step: reads the dataset through the context and appends through ``ctx.append``.
 ImportStep = Callable[[ImportContext], None]
 
-#: The import, in order. Later steps (rules, applications) go before ``checkpoint``.
+#: The import, in order.
 STEPS: list[tuple[str, ImportStep]] = [
     ("institutions", step_institutions),
     ("learners", step_learners),
     ("records", step_records),
+    ("rules", step_rules),
+    ("applications", step_applications),
+    ("voids", step_voids),
     ("checkpoint", step_checkpoint),
 ]
 
@@ -815,16 +924,21 @@ class DatasetRefs:
     learner_ids: dict[str, str] = field(default_factory=dict)
     records: dict[str, OutcomeRef] = field(default_factory=dict)
     revocations: dict[str, OutcomeRef] = field(default_factory=dict)
+    #: application id → its conversion.decided entry
+    applications: dict[str, int] = field(default_factory=dict)
 
 
 def dataset_refs(engine: Engine, dataset: str) -> DatasetRefs:
-    """The learner and outcome references of an imported dataset (by its name)."""
+    """The learner, outcome and application references of an imported dataset (by name)."""
     out = DatasetRefs()
     with engine.connect() as conn:
         rows = conn.execute(select(dataset_refs_t).where(dataset_refs_t.c.dataset == dataset))
         for r in rows:
             if r.kind == REF_LEARNER:
                 out.learner_ids[str(r.ref)] = str(r.learner_id)
+                continue
+            if r.kind == REF_APPLICATION:
+                out.applications[str(r.ref)] = int(r.entry_idx)
                 continue
             ref = OutcomeRef(str(r.learner_id), str(r.owner), str(r.record_id), int(r.entry_idx))
             (out.records if r.kind == REF_RECORD else out.revocations)[str(r.ref)] = ref

@@ -177,3 +177,66 @@ class DatasetRef(SQLModel, table=True):
 
 
 dataset_refs_t = DatasetRef.__table__  # type: ignore[attr-defined]
+
+
+# -- conversions (projections of rules.published / conversion.* entries; append-only) ---------
+class RulePublication(SQLModel, table=True):
+    """Projection of ``rules.published`` entries: one row per publication (append-only)."""
+
+    __tablename__ = "rule_publications"
+
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    #: SHA-256 of the canonical body (an identical re-publication is recognised by it)
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    rule_count: int = Field(sa_column=Column(Integer, nullable=False))
+    published_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class ConversionDecision(SQLModel, table=True):
+    """Projection of ``conversion.decided`` entries: one row per application (append-only)."""
+
+    __tablename__ = "conversion_decisions"
+    __table_args__ = (
+        Index("ux_conversion_decisions_application", "application_id", unique=True),
+        Index("ix_conversion_decisions_learner", "learner_id"),
+    )
+
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    application_id: str = Field(sa_column=Column(String(64), nullable=False))
+    learner_id: str = Field(sa_column=Column(String(40), nullable=False))
+    app_type: str = Field(sa_column=Column(String(32), nullable=False))
+    program_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    certificate_type_id: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True)
+    )
+    #: the decision date D (the application date), not the ledger time
+    applied_on: str = Field(sa_column=Column(String(10), nullable=False))
+    #: index of the rules.published entry the decision used
+    rules_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    credits_centi: int = Field(sa_column=Column(BigInteger, nullable=False))
+    grant_count: int = Field(sa_column=Column(Integer, nullable=False))
+    decided_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class ConversionVoid(SQLModel, table=True):
+    """Projection of ``conversion.voided`` entries: one row per voided grant (append-only)."""
+
+    __tablename__ = "conversion_voids"
+    __table_args__ = (
+        Index("ux_conversion_voids_grant", "decision_idx", "grant_no", unique=True),
+        Index("ix_conversion_voids_learner", "learner_id"),
+    )
+
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    #: the conversion.decided entry holding the grant, and the grant's position in it
+    decision_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    grant_no: int = Field(sa_column=Column(Integer, nullable=False))
+    learner_id: str = Field(sa_column=Column(String(40), nullable=False))
+    voided_at: str = Field(sa_column=Column(String(10), nullable=False))
+    #: the record.revoked entry that caused it
+    revocation_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+rule_publications_t = RulePublication.__table__  # type: ignore[attr-defined]
+conversion_decisions_t = ConversionDecision.__table__  # type: ignore[attr-defined]
+conversion_voids_t = ConversionVoid.__table__  # type: ignore[attr-defined]

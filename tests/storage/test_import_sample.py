@@ -157,15 +157,12 @@ def test_counts_keys_and_audit(imported: Imported) -> None:
     assert (r.learners_created, r.learners_existing) == (30, 0)
     assert (r.records_posted, r.corrections_posted, r.revocations_posted) == (312, 2, 2)
     assert r.duplicates == 0
-    assert r.entries_appended == 9 + 1 + 314 + 2
+    # + one rules publication, 34 decisions and the void of L09's revoked grant
+    assert (r.rules_published, r.applications_decided, r.voids_posted) == (1, 34, 1)
+    assert r.entries_appended == 9 + 1 + 314 + 2 + 1 + 34 + 1
     assert bank.ledger.head().size == 1 + r.entries_appended
     assert r.checkpoint_size == bank.ledger.head().size  # published at the end
-    assert set(r.skipped_files) == {
-        "programs.json",
-        "conversion_rules.json",
-        "applications.json",
-        "expected.json",
-    }
+    assert set(r.skipped_files) == {"expected.json"}
     assert r.notes == []
     assert r.seconds < 15, f"import took {r.seconds:.1f} s"  # ~1 s on SQLite
     assert len(r.learner_ids) == 30
@@ -444,7 +441,7 @@ def test_cli_import_prints_a_summary_and_is_idempotent(
     capsys.readouterr()
     assert main([*argv, "import", str(SAMPLE)]) == 0
     got = capsys.readouterr()
-    assert "dataset sample: 326 entries added" in got.out
+    assert "dataset sample: 362 entries added" in got.out  # 326 + rules, 34 decisions, 1 void
     assert "institutions: 9 registered, 1 closed" in got.out
     assert "learners: 30 (30 new, 0 known)" in got.out
     assert "records: 312 posted, 2 corrections, 2 revocations" in got.out

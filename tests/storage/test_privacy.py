@@ -142,7 +142,11 @@ def test_erasure_keeps_audit_and_proofs_and_removes_names_and_salt(
     learner_id = report.learner_ids[ERASED]
     records = [r.entry_index for r in report.records.values() if r.learner_id == learner_id]
     revocations = [r.entry_index for r in report.revocations.values() if r.learner_id == learner_id]
-    indexes = sorted(records + revocations)
+    # their conversion decisions (the sample voids none of L12's grants)
+    apps = json.loads((SAMPLE / "applications.json").read_text(encoding="utf-8"))
+    decided = [report.applications[a["id"]] for a in apps if a["learner_id"] == ERASED]
+    assert decided
+    indexes = sorted(records + revocations + decided)
     theirs = [o for o in OUTCOMES if o["learner_id"] == ERASED]
     assert len(records) == len(theirs)
     assert len(revocations) == sum(1 for o in theirs if o["revoked_at"])
