@@ -24,7 +24,7 @@ from .rows import record, records, write_csv
 
 BATCH = 500
 ROWS = 50_000
-LEARNERS = 5_000
+LEARNERS = 2_000
 
 
 @pytest.fixture
