@@ -113,3 +113,101 @@ class LearnerResolved(BaseModel):
     learner_id: str = Field(description="the bank's opaque learner id (goes into records)")
     salt: str = Field(description="base64 of the learner's 16-byte name-commitment salt")
     created: bool = Field(description="true if the learner was created by this call")
+
+
+# -- conversions ------------------------------------------------------------------------------
+
+
+class ApplicationCreate(BaseModel):
+    """``POST /api/v1/me/applications``: a credit conversion into a degree programme, or an
+    exam exemption for a certificate type (exactly one of the two)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    program_id: str | None = Field(default=None, min_length=1, max_length=64)
+    certificate_type_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class SourceRecord(BaseModel):
+    """A record a grant consumed (or an exemption's basis): its effective version and root."""
+
+    record_id: str = Field(description="the effective version's record id at the decision date")
+    owner: str = Field(description="the institution the record belongs to")
+    entry_index: int = Field(description="ledger index of the effective version")
+    root_record_id: str = Field(description="record id of the chain root")
+    root_entry_index: int = Field(description="ledger index of the chain root")
+
+
+class GrantOut(BaseModel):
+    grant_no: int = Field(description="position in the decision (0-based)")
+    rule_key: str
+    rule_version: int
+    mode: str
+    target_course_id: str | None
+    credits: float = Field(description="granted credits")
+    nominal_credits: float = Field(description="what the rule gives before caps")
+    bound_by: str | None = Field(description="the cap that cut the grant, if any")
+    hours_used: float | None
+    raw_credits: float | None
+    sources: list[SourceRecord]
+    status: Literal["active", "voided"]
+    voided_at: str | None
+    void_entry_index: int | None = Field(description="ledger index of the conversion.voided entry")
+    explanation_zh: str
+    explanation_en: str
+
+
+class RuleNoteOut(BaseModel):
+    rule_key: str
+    rule_version: int
+    mode: str
+    reason: str = Field(description="granted, or why the rule granted nothing (stable code)")
+    bound_by: str | None
+    records: list[str]
+    explanation_zh: str
+    explanation_en: str
+
+
+class RecordNoteOut(BaseModel):
+    record: str
+    version: str | None
+    issue: str
+    related: str | None
+    explanation_zh: str
+    explanation_en: str
+
+
+class ExamOut(BaseModel):
+    certificate_type_id: str
+    granted: bool
+    exam_part: str | None
+    rule_key: str | None
+    rule_version: int | None
+    basis: SourceRecord | None
+
+
+class ApplicationOut(BaseModel):
+    """A decided application (or a what-if preview, ``recorded`` false) with explanations."""
+
+    application_id: str
+    learner_id: str
+    type: Literal["credit_conversion", "exam_exemption"]
+    program_id: str | None
+    certificate_type_id: str | None
+    applied_on: str = Field(description="the decision date")
+    recorded: bool = Field(description="false for a what-if preview")
+    entry_index: int | None = Field(description="ledger index of the conversion.decided entry")
+    decided_at: str | None = Field(description="ledger time of the decision entry")
+    rules_entry: int = Field(description="ledger index of the rules.published entry used")
+    reason: str
+    credits_granted: float
+    explanation_zh: str
+    explanation_en: str
+    grants: list[GrantOut]
+    rule_notes: list[RuleNoteOut]
+    record_notes: list[RecordNoteOut]
+    exam: ExamOut | None
+
+
+class ApplicationList(BaseModel):
+    applications: list[ApplicationOut]

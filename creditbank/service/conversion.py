@@ -38,6 +38,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -110,6 +111,8 @@ SHORT_TEXT: Final = 600
 BATCH: Final = 500
 #: PostgreSQL advisory lock key of the conversion lock ("cbconv")
 PG_LOCK_KEY: Final = 0x6362636F6E76
+log = logging.getLogger(__name__)
+
 #: ids the bank accepts for applications
 APPLICATION_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 
@@ -1311,6 +1314,19 @@ def on_records_appended(
     return reconcile_voids(bank, learners)
 
 
+def after_records_posted(
+    bank: Bank, raws: Sequence[bytes], outcomes: Sequence[AppendOutcome]
+) -> None:
+    """The hook run right after a batch of record entries is appended: posts the voids its
+    revocations imply. Never raises (the records are already committed): a failure is logged,
+    and the voids are posted by the next reconciliation (every decision of the learner
+    reconciles first)."""
+    try:
+        on_records_appended(bank, raws, outcomes)
+    except Exception:  # the post succeeded; voids are completed later
+        log.exception("posting the voids implied by revocations failed; will retry later")
+
+
 # -- views ------------------------------------------------------------------------------------
 def _number(centi: Any) -> int | float | None:
     return None if centi is None else centi_to_number(int(centi))
@@ -1631,6 +1647,7 @@ __all__ = [
     "Publication",
     "PublishResult",
     "RuleSet",
+    "after_records_posted",
     "application_view",
     "apply",
     "conversion_lock",

@@ -41,6 +41,7 @@ from creditbank.errors import (
     StorageError,
     TooLargeError,
 )
+from creditbank.service import conversion
 from creditbank.service.bank import Bank
 from creditbank.service.ledger import AppendOutcome
 from creditbank.service.records import (
@@ -550,7 +551,9 @@ def post_records(
     """
     check_post_authority(bank.ledger.registry(), caller, request.objects)
     append = submit if submit is not None else _ledger_submit(bank)
-    return append(request.raws, request.extras)
+    outcomes = append(request.raws, request.extras)
+    conversion.after_records_posted(bank, request.raws, outcomes)  # voids of revocations
+    return outcomes
 
 
 def _ledger_submit(bank: Bank) -> Submit:
