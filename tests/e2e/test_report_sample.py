@@ -200,11 +200,13 @@ def test_decision_entries_reference_their_records_rules_and_explanations(
         assert body["applied_on"] == app["applied_on"]
         assert body["learner"] == report.learner_ids[app["learner_id"]]
         assert body["rules_entry"] == rules_idx
-        assert body["explanation_zh"] and body["explanation_en"]
+        assert body["explanation_zh"]
+        assert body["explanation_en"]
         assert body["credits_centi"] == sum(g["credits_centi"] for g in body["grants"])
         for g in body["grants"]:
             assert isinstance(g["credits_centi"], int)
-            assert g["explanation_zh"] and g["explanation_en"]
+            assert g["explanation_zh"]
+            assert g["explanation_en"]
             assert g["rule_key"] in g["explanation_en"]
             for s in g["sources"]:
                 eff, root = data[s["entry"]], data[s["root_entry"]]
@@ -214,7 +216,8 @@ def test_decision_entries_reference_their_records_rules_and_explanations(
                 assert report.records[s["root_record_id"]].entry_index == s["root_entry"]
                 assert eff.body["learner"] == body["learner"]
         for n in body["rule_notes"]:
-            assert n["explanation_zh"] and n["explanation_en"]
+            assert n["explanation_zh"]
+            assert n["explanation_en"]
     # L10's grade correction: the grant used the effective version O0063 of chain O0062
     a10 = next(e.body for _, e in decided if e.body["application_id"] == "A10")
     sources = [s for g in a10["grants"] for s in g["sources"]]
