@@ -60,6 +60,15 @@ Validator = Callable[[Connection, Entry, Registry, int, "Mapping[str, Any] | Non
 
 
 @dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A request after the lock-free checks: parsed entries, pre-verified keys, failures."""
+
+    entries: list[Entry]
+    verified: dict[int, bytes]
+    failed: dict[int, dict[str, object]]
+
+
+@dataclass(frozen=True, slots=True)
 class AppendOutcome:
     index: int
     leaf_hash: bytes
@@ -148,9 +157,7 @@ class Ledger:
 
         A failing request is answered with its error and leaves no trace; the others commit.
         """
-        prepared: list[tuple[list[Entry], dict[int, bytes]] | CreditBankError] = [
-            self._prepare(r) for r in requests
-        ]
+        prepared: list[_Prepared | CreditBankError] = [self._prepare(r) for r in requests]
         results: list[list[AppendOutcome] | CreditBankError] = []
         try:
             with self._mutex, self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn:
@@ -169,12 +176,11 @@ class Ledger:
                         if isinstance(prep, CreditBankError):
                             results.append(prep)
                             continue
-                        entries, verified = prep
                         req_extras = extras[n] if extras is not None else None
                         savepoint = conn.begin_nested() if self.validator else None
                         try:
                             out, rows, work_reg = self._sequence(
-                                conn, entries, verified, registry, size, seen, now, req_extras
+                                conn, prep, registry, size, seen, now, req_extras
                             )
                         except CreditBankError as e:
                             if savepoint is not None:
@@ -213,9 +219,7 @@ class Ledger:
             raise
         return results
 
-    def _prepare(
-        self, raws: Sequence[bytes]
-    ) -> tuple[list[Entry], dict[int, bytes]] | CreditBankError:
+    def _prepare(self, raws: Sequence[bytes]) -> _Prepared | CreditBankError:
         """Parse every entry and verify signatures with known keys, outside the lock."""
         if not raws:
             return InvalidInputError("empty batch", code="batch.empty")
@@ -244,13 +248,20 @@ class Ledger:
                 verified[i] = pub
         if problems:
             return BatchRejected(f"{len(problems)} of {len(raws)} entries rejected", problems)
-        return entries, verified
+        failed: dict[int, dict[str, object]] = {}
+        precheck = getattr(self.validator, "precheck", None)
+        if precheck is not None:
+            for i, e in enumerate(entries):
+                try:
+                    precheck(e)
+                except CreditBankError as err:  # reported with the lock-time problems
+                    failed[i] = {"index": i, "code": err.code, "detail": err.message}
+        return _Prepared(entries, verified, failed)
 
     def _sequence(
         self,
         conn: Connection,
-        entries: list[Entry],
-        verified: dict[int, bytes],
+        prep: _Prepared,
         registry: Registry,
         size: int,
         seen: dict[bytes, int],
@@ -258,6 +269,7 @@ class Ledger:
         extras: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> tuple[list[AppendOutcome], list[dict[str, Any]], Registry]:
         """Authorize and number one request's entries on top of ``size`` (under the lock)."""
+        entries, verified = prep.entries, prep.verified
         hashes = [merkle.leaf_hash(e.raw) for e in entries]
         existing = repo.find_by_leaf_hashes(conn, hashes)
         work = (
@@ -265,9 +277,11 @@ class Ledger:
         )
         out: list[AppendOutcome] = []
         rows: list[dict[str, Any]] = []
-        problems: list[dict[str, object]] = []
+        problems: list[dict[str, object]] = list(prep.failed.values())
         batch_seen: dict[bytes, int] = {}
         for i, (e, h) in enumerate(zip(entries, hashes, strict=True)):
+            if i in prep.failed:
+                continue
             dup = existing.get(h, seen.get(h, batch_seen.get(h)))
             if dup is not None:
                 out.append(AppendOutcome(dup, h, True))
@@ -305,6 +319,7 @@ class Ledger:
             )
             out.append(AppendOutcome(idx, h, False))
         if problems:
+            problems.sort(key=lambda p: int(str(p["index"])))
             raise BatchRejected(f"{len(problems)} of {len(entries)} entries rejected", problems)
         return out, rows, work
 

@@ -68,6 +68,17 @@ class RecordValidator:
 
     clock: Clock
     bank_id: str
+    #: set when the ledger runs :meth:`precheck` for every entry before taking the lock
+    prechecked: bool = True
+
+    def precheck(self, entry: Entry) -> None:
+        """The state-free part (schema, dates), run by the ledger outside the lock.
+
+        Raises:
+            InvalidInputError: if the body does not match its schema.
+        """
+        if entry.type in RECORD_TYPES:
+            validate_record_body(entry.type, entry.body, today=self.clock.now().date())
 
     def __call__(
         self,
@@ -80,8 +91,8 @@ class RecordValidator:
         if entry.type not in RECORD_TYPES:
             learner = entry.body.get("learner")
             return Admission(subject=learner if isinstance(learner, str) else None)
-        body = entry.body
-        validate_record_body(entry.type, body, today=self.clock.now().date())
+        if not self.prechecked:
+            self.precheck(entry)
         repeat = self._repeat(conn, entry)
         if repeat is not None:  # an identical re-post is answered before any other rule
             return repeat
