@@ -678,8 +678,9 @@ def step_applications(ctx: ImportContext) -> None:
 
 
 def step_voids(ctx: ImportContext) -> None:
-    """Post the ``conversion.voided`` entries the revocations imply (idempotent)."""
-    if not ctx.report.applications:
+    """Post the ``conversion.voided`` entries the revocations imply (idempotent): the
+    dataset's own decisions, and earlier decisions its revocations void."""
+    if not ctx.learners:
         return
     posted = conversion.reconcile_voids(ctx.bank, {r.learner_id for r in ctx.learners.values()})
     ctx.report.voids_posted += posted
