@@ -887,16 +887,34 @@ def _decision_from_body(body: Mapping[str, Any], eid_by_entry: Mapping[int, str]
     )
 
 
+#: above this many learners, read whole tables in one pass (reports) rather than by IN lists
+BULK_LEARNERS: Final = 2000
+_LOADED_TYPES: Final = ("record.posted", "record.corrected", DECIDED)
+
+
 def load_learners(conn: Connection, learner_ids: Iterable[str]) -> dict[str, LearnerData]:
     """Records, decisions and voids of the learners, as the log and projections hold them."""
     ids = sorted(set(learner_ids))
-    rows = repo.records_of_learners(conn, ids)
-    decisions = repo.decisions_of_learners(conn, ids)
-    data = repo.entry_data(
-        conn, [int(r.entry_idx) for r in rows] + [int(d.entry_idx) for d in decisions]
-    )
-    revocations = repo.revocations_of(conn, {(str(r.owner), str(r.chain_root)) for r in rows})
-    voids = repo.voids_of_learners(conn, ids)
+    if len(ids) > BULK_LEARNERS:  # a report: scan the tables once instead of IN lists
+        wanted = set(ids)
+        rows = [r for r in repo.all_records(conn) if r.learner_id in wanted]
+        decisions = [d for d in repo.all_decisions(conn) if d.learner_id in wanted]
+        need = {int(r.entry_idx) for r in rows} | {int(d.entry_idx) for d in decisions}
+        data = {
+            int(e.idx): bytes(e.data)
+            for e in repo.entries_of_types(conn, _LOADED_TYPES)
+            if int(e.idx) in need
+        }
+        revocations = repo.all_revocations(conn)
+        voids = [v for v in repo.all_voids(conn) if v.learner_id in wanted]
+    else:
+        rows = repo.records_of_learners(conn, ids)
+        decisions = repo.decisions_of_learners(conn, ids)
+        data = repo.entry_data(
+            conn, [int(r.entry_idx) for r in rows] + [int(d.entry_idx) for d in decisions]
+        )
+        revocations = repo.revocations_of(conn, {(str(r.owner), str(r.chain_root)) for r in rows})
+        voids = repo.voids_of_learners(conn, ids)
     by_learner: dict[str, list[Any]] = {lid: [] for lid in ids}
     for r in rows:
         by_learner[str(r.learner_id)].append(r)

@@ -420,3 +420,12 @@ def test_the_lock_excludes_other_processes(
         assert last == "conversion.decided"
     finally:
         bank.close()
+
+
+def test_the_bulk_read_of_a_large_report_gives_the_same_report(
+    full: tuple[Bank, ImportReport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bank, _ = full
+    small = conversion.conversion_report(bank, dt.date(2025, 12, 31))
+    monkeypatch.setattr(conversion, "BULK_LEARNERS", 0)
+    assert conversion.conversion_report(bank, dt.date(2025, 12, 31)) == small
