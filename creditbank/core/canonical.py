@@ -152,7 +152,11 @@ def _safe_int(text: str) -> int:
 _FAST_DECODER = json.JSONDecoder(parse_float=_miss, parse_int=_safe_int, parse_constant=_miss)
 #: the decoder's scanner (C): ``(value, end)`` for the JSON value at an offset, no whitespace
 _SCAN: Callable[[str, int], tuple[Any, int]] = _FAST_DECODER.scan_once  # type: ignore[attr-defined]
-_JCS_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+#: ``json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))`` as used by
+#: :func:`canonicalize`, without the cycle check (a decoded value has no cycles)
+_JCS_ENCODER = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
+)
 #: every byte except the lead bytes of 4-byte UTF-8 sequences (characters outside the BMP)
 _BELOW_F0 = bytes(range(0xF0))
 
