@@ -29,6 +29,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Final
 
+import fastjsonschema
 import jsonschema.validators
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -169,6 +170,73 @@ def _validator(name: str) -> Any:
     )
 
 
+# --- fast path ---------------------------------------------------------------------------
+# jsonschema resolves every $ref and if/then on each call (~0.5 ms per body). For the common
+# case, a valid body, the same schema — with every $ref inlined — is compiled to Python by
+# fastjsonschema (~20x faster). A body the fast validator refuses, or one holding a float
+# (fastjsonschema counts 2.0 as an integer), goes to the jsonschema path, which is
+# authoritative and words the error. Tests keep the two in agreement on every sample body and
+# every bad-input case.
+def _inline(node: Any, resolver: Any, depth: int = 0) -> Any:
+    if depth > 50:
+        raise RuntimeError("schema references nest too deeply")
+    if isinstance(node, dict):
+        out = {
+            k: _inline(v, resolver, depth + 1)
+            for k, v in node.items()
+            if k not in ("$ref", "$defs", "$schema", "$id")
+        }
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            resolved = resolver.lookup(ref)
+            target = _inline(resolved.contents, resolved.resolver, depth + 1)
+            if not out:
+                return target
+            return {"allOf": [target, out]}
+        return out
+    if isinstance(node, list):
+        return [_inline(v, resolver, depth + 1) for v in node]
+    return node
+
+
+def _check_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
+@functools.cache
+def _fast_validator(name: str) -> Any:
+    """The schema with every $ref inlined, compiled by fastjsonschema."""
+    resolver = _registry().resolver(base_uri=SCHEMA_BASE_URI + name)
+    flat = _inline(_for_validation(_documents()[name]), resolver)
+    return fastjsonschema.compile(flat, formats={"date": _check_date}, use_default=False)
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def fast_accepts(entry_type: str, body: Mapping[str, Any]) -> bool:
+    """True if the compiled fast validator accepts the body (no wording, no semantics)."""
+    name = ENTRY_SCHEMAS.get(entry_type)
+    if name is None or _has_float(body):
+        return False
+    try:
+        _fast_validator(name)(dict(body))
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 # --- validation --------------------------------------------------------------------------
 def _describe(error: ValidationError) -> str:
     """Say what is wrong without echoing the offending value (it may be personal data)."""
@@ -239,6 +307,9 @@ def validate_record_body(entry_type: str, body: Mapping[str, Any], *, today: dat
             "record body invalid at $: must be of type object", code="record.schema", path="$"
         )
     instance = dict(body)
+    if fast_accepts(entry_type, instance):
+        _check_semantics(entry_type, instance, today)
+        return
     errors = sorted(_validator(schema_name).iter_errors(instance), key=_error_key)
     if errors:
         primary = best_match(errors)
