@@ -270,6 +270,9 @@ class Ledger:
     ) -> tuple[list[AppendOutcome], list[dict[str, Any]], Registry]:
         """Authorize and number one request's entries on top of ``size`` (under the lock)."""
         entries, verified = prep.entries, prep.verified
+        begin = getattr(self.validator, "begin", None)
+        if begin is not None:
+            begin(conn, entries)
         hashes = [merkle.leaf_hash(e.raw) for e in entries]
         existing = repo.find_by_leaf_hashes(conn, hashes)
         work = (
@@ -319,8 +322,14 @@ class Ledger:
             )
             out.append(AppendOutcome(idx, h, False))
         if problems:
+            abort = getattr(self.validator, "abort", None)
+            if abort is not None:
+                abort()
             problems.sort(key=lambda p: int(str(p["index"])))
             raise BatchRejected(f"{len(problems)} of {len(entries)} entries rejected", problems)
+        finish = getattr(self.validator, "finish", None)
+        if finish is not None:
+            finish(conn)
         return out, rows, work
 
     # -- checkpoints ----------------------------------------------------------------------

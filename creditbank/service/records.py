@@ -21,8 +21,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -71,6 +72,54 @@ class RecordValidator:
     #: set when the ledger runs :meth:`precheck` for every entry before taking the lock
     prechecked: bool = True
 
+    # Per-request state (the ledger calls begin/finish/abort under its mutex, one request at a
+    # time): rows read once per request, and inserts written together at the end.
+    _records: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _learners: dict[str, Any] = field(default_factory=dict)
+    _pending_records: list[dict[str, Any]] = field(default_factory=list)
+    _pending_names: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def begin(self, conn: Connection, entries: Sequence[Entry]) -> None:
+        """Read in two queries every record and learner the request's entries refer to."""
+        self.abort()
+        keys: set[tuple[str, str]] = set()
+        learners: set[str] = set()
+        for e in entries:
+            if e.type not in RECORD_TYPES:
+                continue
+            owner = str(e.body.get("on_behalf_of") or e.issuer)
+            for rid in (e.body.get("record_id"), e.body.get("corrects")):
+                if isinstance(rid, str):
+                    keys.add((owner, rid))
+            if isinstance(e.body.get("learner"), str):
+                learners.add(str(e.body["learner"]))
+        found = rr.records_by_keys(conn, keys)
+        self._records = {k: found.get(k) for k in keys}
+        got = rr.learners_by_ids(conn, learners)
+        self._learners = {lid: got.get(lid) for lid in learners}
+
+    def finish(self, conn: Connection) -> None:
+        """Write the request's projection rows (inside the request's savepoint)."""
+        rr.insert_records(conn, self._pending_records)
+        for idx, learner, name in self._pending_names:
+            rr.insert_record_name(conn, idx, learner, name)
+        self.abort()
+
+    def abort(self) -> None:
+        self._records, self._learners = {}, {}
+        self._pending_records, self._pending_names = [], []
+
+    def _get_record(self, conn: Connection, owner: str, record_id: str) -> Any:
+        key = (owner, record_id)
+        if key not in self._records:
+            self._records[key] = rr.get_record(conn, owner, record_id)
+        return self._records[key]
+
+    def _get_learner(self, conn: Connection, learner_id: str) -> Any:
+        if learner_id not in self._learners:
+            self._learners[learner_id] = rr.get_learner(conn, learner_id)
+        return self._learners[learner_id]
+
     def precheck(self, entry: Entry) -> None:
         """The state-free part (schema, dates), run by the ledger outside the lock.
 
@@ -106,7 +155,7 @@ class RecordValidator:
         body = entry.body
         owner = str(body.get("on_behalf_of") or entry.issuer)
         if entry.type == "record.revoked":
-            target = rr.get_record(conn, owner, str(body["record_id"]))
+            target = self._get_record(conn, owner, str(body["record_id"]))
             if target is None:
                 return None
             root = str(target.chain_root)
@@ -114,7 +163,7 @@ class RecordValidator:
             if rev is not None and bytes(rev.digest) == _digest({**body, "record_id": root}):
                 return Admission(subject=str(target.learner_id), duplicate_of=int(rev.entry_idx))
             return None
-        existing = rr.get_record(conn, owner, str(body["record_id"]))
+        existing = self._get_record(conn, owner, str(body["record_id"]))
         if (
             existing is not None
             and existing.entry_type == entry.type
@@ -161,7 +210,7 @@ class RecordValidator:
         body = entry.body
         record_id, learner = str(body["record_id"]), str(body["learner"])
         digest = _digest(body)
-        existing = rr.get_record(conn, owner, record_id)
+        existing = self._get_record(conn, owner, record_id)
         if existing is not None:
             if bytes(existing.digest) == digest and existing.entry_type == entry.type:
                 return Admission(subject=learner, duplicate_of=int(existing.entry_idx))
@@ -169,13 +218,13 @@ class RecordValidator:
                 f"record {record_id} of {owner} already exists with other content",
                 code="record.conflict",
             )
-        person = rr.get_learner(conn, learner)
+        person = self._get_learner(conn, learner)
         if person is None:
             raise InvalidInputError(f"unknown learner {learner}", code="record.unknown_learner")
         chain_root = record_id
         corrects = body.get("corrects")
         if entry.type == "record.corrected":
-            target = rr.get_record(conn, owner, str(corrects))
+            target = self._get_record(conn, owner, str(corrects))
             if target is None:
                 raise NotFoundError(
                     f"record {corrects} of {owner} does not exist", code="record.unknown_target"
@@ -196,31 +245,30 @@ class RecordValidator:
                 verify_name_commitment(bytes(person.salt), name, str(body["name_commitment"]))
             except CreditBankError as e:
                 raise InvalidInputError(str(e), code="record.name_commitment") from e
-            rr.insert_record_name(conn, idx, learner, name)
-        rr.insert_record(
-            conn,
-            {
-                "entry_idx": idx,
-                "owner": owner,
-                "posted_by": entry.issuer,
-                "record_id": record_id,
-                "entry_type": entry.type,
-                "learner_id": learner,
-                "kind": body["kind"],
-                "dedup_key": body["dedup_key"],
-                "corrects": corrects,
-                "chain_root": chain_root,
-                "achieved_on": body["achieved_on"],
-                "posted_at": body.get("posted_at") or entry.at[:10],
-                "digest": digest,
-            },
-        )
+            self._pending_names.append((idx, learner, name))
+        row = {
+            "entry_idx": idx,
+            "owner": owner,
+            "posted_by": entry.issuer,
+            "record_id": record_id,
+            "entry_type": entry.type,
+            "learner_id": learner,
+            "kind": body["kind"],
+            "dedup_key": body["dedup_key"],
+            "corrects": corrects,
+            "chain_root": chain_root,
+            "achieved_on": body["achieved_on"],
+            "posted_at": body.get("posted_at") or entry.at[:10],
+            "digest": digest,
+        }
+        self._pending_records.append(row)
+        self._records[(owner, record_id)] = SimpleNamespace(**row)
         return Admission(subject=learner)
 
     def _revoke(self, conn: Connection, entry: Entry, owner: str, idx: int) -> Admission:
         body = entry.body
         record_id = str(body["record_id"])
-        target = rr.get_record(conn, owner, record_id)
+        target = self._get_record(conn, owner, record_id)
         if target is None:
             raise NotFoundError(
                 f"record {record_id} of {owner} does not exist", code="record.unknown_target"

@@ -64,6 +64,40 @@ def get_record(conn: Connection, owner: str, record_id: str) -> Any:
     ).first()
 
 
+def records_by_keys(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """Records by (owner, record_id), in chunked queries."""
+    out: dict[tuple[str, str], Any] = {}
+    by_owner: dict[str, list[str]] = {}
+    for owner, rid in keys:
+        by_owner.setdefault(owner, []).append(rid)
+    for owner, rids in by_owner.items():
+        for i in range(0, len(rids), 900):
+            chunk = rids[i : i + 900]
+            for r in conn.execute(
+                select(records_t).where(
+                    records_t.c.owner == owner, records_t.c.record_id.in_(chunk)
+                )
+            ):
+                out[(str(r.owner), str(r.record_id))] = r
+    return out
+
+
+def learners_by_ids(conn: Connection, ids: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    lst = sorted(ids)
+    for i in range(0, len(lst), 900):
+        for r in conn.execute(
+            select(learners_t).where(learners_t.c.learner_id.in_(lst[i : i + 900]))
+        ):
+            out[str(r.learner_id)] = r
+    return out
+
+
+def insert_records(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(records_t.insert(), rows)
+
+
 def insert_record(conn: Connection, row: Mapping[str, Any]) -> None:
     conn.execute(records_t.insert().values(**row))
 
