@@ -29,6 +29,7 @@ from creditbank.config import Settings
 from creditbank.core.entries import build_entry, sign_entry
 from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id
 from creditbank.service.bank import Bank, init_home
+from creditbank.service.clock import Clock
 
 DEFAULT_PG = os.environ.get("CREDITBANK_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -138,10 +139,10 @@ def record_body(i: int, salt: str = "") -> dict[str, Any]:
 
 
 def sign_records(
-    bank: Bank, issuer: str, signer: Ed25519Signer, n: int, *, salt: str = "", start: int = 0
+    clock: Clock, issuer: str, signer: Ed25519Signer, n: int, *, salt: str = "", start: int = 0
 ) -> list[bytes]:
-    """``n`` signed ``record.posted`` entries, each with ``at = bank.clock.now()``."""
-    return _sign_range((issuer, signer.seed, salt, start, start + n, bank.clock))
+    """``n`` signed ``record.posted`` entries, each with ``at = clock.now()``."""
+    return _sign_range((issuer, signer.seed, salt, start, start + n, clock))
 
 
 def _sign_range(job: tuple[str, bytes, str, int, int, Any]) -> list[bytes]:
@@ -156,7 +157,7 @@ def _sign_range(job: tuple[str, bytes, str, int, int, Any]) -> list[bytes]:
 
 
 def sign_records_parallel(
-    bank: Bank,
+    clock: Clock,
     issuer: str,
     signer: Ed25519Signer,
     n: int,
@@ -169,13 +170,33 @@ def sign_records_parallel(
     procs = procs or os.cpu_count() or 1
     step = max(1000, -(-n // (procs * 8)))
     jobs = [
-        (issuer, signer.seed, salt, lo, min(lo + step, start + n), bank.clock)
+        (issuer, signer.seed, salt, lo, min(lo + step, start + n), clock)
         for lo in range(start, start + n, step)
     ]
     if procs == 1 or len(jobs) == 1:
         return [raw for job in jobs for raw in _sign_range(job)]
     with mp.get_context("fork").Pool(procs) as pool:
         return [raw for part in pool.imap(_sign_range, jobs) for raw in part]
+
+
+class Rng:
+    """A small seeded generator (splitmix64): the package bans ``random``; this is for load."""
+
+    def __init__(self, seed: int) -> None:
+        self.state = seed & 0xFFFFFFFFFFFFFFFF
+
+    def next64(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        return z ^ (z >> 31)
+
+    def randrange(self, n: int) -> int:
+        return self.next64() % n
+
+    def choice(self, xs: Sequence[Any]) -> Any:
+        return xs[self.randrange(len(xs))]
 
 
 # -- reporting ------------------------------------------------------------------------------

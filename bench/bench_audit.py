@@ -115,7 +115,7 @@ def _append_round_robin(bank: Bank, signers: dict[str, Ed25519Signer], n: int, s
     names = list(signers)
     per = [n // len(names) + (1 if i < n % len(names) else 0) for i in range(len(names))]
     parts = [
-        sign_records_parallel(bank, name, signers[name], k, salt=f"{salt}{name}")
+        sign_records_parallel(bank.clock, name, signers[name], k, salt=f"{salt}{name}")
         for name, k in zip(names, per, strict=True)
     ]
     mixed = [raw for group in zip(*parts, strict=False) for raw in group]
