@@ -115,6 +115,29 @@ class LearnerResolved(BaseModel):
     created: bool = Field(description="true if the learner was created by this call")
 
 
+class LearnerResolveBatch(BaseModel):
+    """``POST /api/v1/learners/resolve-batch``: up to 1,000 identity documents and names."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    learners: list[LearnerResolve] = Field(min_length=1, max_length=1000)
+
+
+class LearnerResolveItemError(BaseModel):
+    code: str = Field(description="stable code, e.g. identity.checksum")
+    detail: str
+
+
+class LearnerResolveFailed(BaseModel):
+    error: LearnerResolveItemError
+
+
+class LearnerResolvedBatch(BaseModel):
+    """One result per requested learner, in request order: the learner or the item's error."""
+
+    results: list[LearnerResolved | LearnerResolveFailed]
+
+
 # -- conversions ------------------------------------------------------------------------------
 
 

@@ -398,6 +398,68 @@ def resolve(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: most learners in one ``POST /api/v1/learners/resolve-batch`` request, and its largest body
+MAX_RESOLVE_BATCH: Final = 1000
+MAX_RESOLVE_BATCH_BYTES: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerQuery:
+    """One identity document and name of a batch resolution."""
+
+    name: str
+    doc_type: str
+    number: str
+    nationality: str | None = None
+
+
+def resolve_batch(
+    bank: Bank, queries: Sequence[LearnerQuery]
+) -> list[ResolvedLearner | InvalidInputError]:
+    """Resolve many learners in one write transaction (IMMEDIATE on SQLite, as :func:`resolve`).
+
+    Each item is resolved as :func:`resolve` would; an item refused with ``identity.*`` is
+    answered with its error (nothing is created for it) and does not fail the others. The same
+    person twice in one batch resolves to the same learner (created once).
+
+    Raises:
+        TooLargeError: ``input.too_large`` over :data:`MAX_RESOLVE_BATCH` items.
+        StorageError: if the database is unavailable.
+    """
+    if len(queries) > MAX_RESOLVE_BATCH:
+        raise TooLargeError(f"{len(queries)} learners in one request; at most {MAX_RESOLVE_BATCH}")
+    pepper = bank.pepper
+    for attempt in range(2):
+        try:
+            with _write_transaction(bank) as conn:
+                now = _now(bank)
+                out: list[ResolvedLearner | InvalidInputError] = []
+                for q in queries:
+                    try:
+                        out.append(
+                            resolve_learner(
+                                conn,
+                                pepper=pepper,
+                                now=now,
+                                name=q.name,
+                                doc_type=q.doc_type,
+                                number=q.number,
+                                nationality=q.nationality,
+                            )
+                        )
+                    except InvalidInputError as e:
+                        if not e.code.startswith("identity."):
+                            raise
+                        out.append(e)  # refused before anything was written for it
+                return out
+        except IntegrityError as e:  # a concurrent first resolution of the same person
+            if attempt:
+                raise StorageError("cannot resolve learners: concurrent update") from e
+        except SQLAlchemyError as e:
+            raise StorageError(f"cannot resolve learners: {type(e).__name__}") from e
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def erase(bank: Bank, learner_id: str) -> int:
     """Erase a learner's personal data (names, salt, identity key) and revoke the learner's
     tokens. The log and every proof stay valid. Returns the number of tokens revoked.

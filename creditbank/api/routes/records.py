@@ -7,6 +7,9 @@
   was appended, 200 if every entry was already in the log (idempotent re-post).
 * ``POST /api/v1/learners/resolve`` (institution token): identity document + name → learner
   id and name-commitment salt; a malformed document is a 422 ``identity.*`` problem.
+* ``POST /api/v1/learners/resolve-batch`` (institution token): up to 1,000 of those in one
+  transaction; each result is the learner or the item's ``{"error": {"code", "detail"}}``
+  (an invalid document fails only its own item; nothing is created for it).
 * ``GET /api/v1/institutions/{id}/records`` (that institution's token, or its custodian's
   once it is closed): its records by ledger index, paginated.
 * ``GET /api/v1/learners/{learner_id}/records`` (the learner's token or an auditor): every
@@ -28,7 +31,9 @@ from creditbank.api.routes.log import Decimal
 from creditbank.api.schemas import (
     LearnerRecords,
     LearnerResolve,
+    LearnerResolveBatch,
     LearnerResolved,
+    LearnerResolvedBatch,
     RecordPage,
     RecordResult,
     RecordsCreate,
@@ -185,6 +190,51 @@ async def resolve_learner(request: Request, bank: BankDep, who: PrincipalDep) ->
         )
     out = LearnerResolved(learner_id=got.learner_id, salt=got.salt_b64, created=got.created)
     return JSONResponse(out.model_dump(), status_code=201 if got.created else 200)
+
+
+def _parse_resolve_batch(data: bytes) -> LearnerResolveBatch:
+    doc = parse_json_strict(data, max_size=svc.MAX_RESOLVE_BATCH_BYTES)
+    items = doc.get("learners") if isinstance(doc, dict) else None
+    if isinstance(items, list) and len(items) > svc.MAX_RESOLVE_BATCH:
+        raise TooLargeError(f"{len(items)} learners; at most {svc.MAX_RESOLVE_BATCH} per request")
+    try:
+        return LearnerResolveBatch.model_validate(doc)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInputError(f"{where}: {first['msg']}", code="request.invalid") from e
+
+
+@router.post(
+    "/learners/resolve-batch",
+    response_model=LearnerResolvedBatch,
+    responses=_ERRORS,
+    summary="Resolve up to 1,000 identity documents and names in one transaction "
+    "(institution token); per-item errors",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": LearnerResolveBatch.model_json_schema()}},
+        }
+    },
+)
+async def resolve_learners_batch(
+    request: Request, bank: BankDep, who: PrincipalDep
+) -> JSONResponse:
+    _institution(who)
+    data = await _read_body(request, svc.MAX_RESOLVE_BATCH_BYTES)
+    req = _parse_resolve_batch(data)
+    queries = [
+        svc.LearnerQuery(q.name, q.id_type, q.id_number, q.nationality) for q in req.learners
+    ]
+    got = await run_in_threadpool(svc.resolve_batch, bank, queries)
+    results: list[dict[str, Any]] = []
+    for g in got:
+        if isinstance(g, InvalidInputError):
+            results.append({"error": {"code": g.code, "detail": g.message}})
+        else:
+            results.append({"learner_id": g.learner_id, "salt": g.salt_b64, "created": g.created})
+    return JSONResponse({"results": results})
 
 
 @router.get(
