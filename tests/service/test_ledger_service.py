@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from creditbank.core import merkle
 from creditbank.core.checkpoint import verify_checkpoint
-from creditbank.core.entries import build_entry, sign_entry
+from creditbank.core.entries import build_entry, format_time, sign_entry
 from creditbank.core.signing import (
     Ed25519Signer,
     b64encode,
@@ -160,6 +161,7 @@ def test_registry_entries_only_from_the_bank(svc_bank: Bank) -> None:
 def test_revoked_key_refused_after_effective_time_only(svc_bank: Bank, clock: FixedClock) -> None:
     register(svc_bank)
     early = record(svc_bank, 1)  # signed before the revocation takes effect
+    effective = format_time(clock.now() + timedelta(seconds=30))
     clock.advance(60)
     svc_bank.ledger.append(
         [
@@ -168,7 +170,7 @@ def test_revoked_key_refused_after_effective_time_only(svc_bank: Bank, clock: Fi
                 {
                     "institution_id": "INS-A",
                     "key_id": INST_KID,
-                    "effective_at": "2026-01-05T09:00:30Z",
+                    "effective_at": effective,
                     "reason": "laptop stolen",
                 },
             )
