@@ -212,7 +212,9 @@ class Result:
         return self.report.timings.get(name, 0.0)
 
 
-def run(server: Server, path: Path, *, name: str, batch_size: int, workers: int) -> Result:
+def run(
+    server: Server, path: Path, *, name: str, batch_size: int, workers: int, concurrency: int = 1
+) -> Result:
     from creditbank.client.poster import load_key_file
 
     _, signer = load_key_file(server.key)
@@ -226,6 +228,7 @@ def run(server: Server, path: Path, *, name: str, batch_size: int, workers: int)
         token=server.token,
         batch_size=batch_size,
         workers=workers,
+        concurrency=concurrency,
     )
     seconds = time.perf_counter() - t0
     assert report.ok, report.failures[:5]
@@ -365,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--baseline-rows", type=int, default=1_000)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=1, help="record batches in flight")
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-post.md"))
     args = parser.parse_args(argv)
@@ -385,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                 name="CSV client",
                 batch_size=args.batch_size,
                 workers=args.workers,
+                concurrency=args.concurrency,
             ),
             run(server, base_csv, name="naive: batch of 1", batch_size=1, workers=1),
         ]

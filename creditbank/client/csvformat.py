@@ -618,28 +618,19 @@ def _parse_parallel(
     issuer: str,
     today: date,
     workers: int,
-    progress: Callable[[int, int], None] | None,
-    total: int,
-) -> list[Row | RowError]:
-    """Validate chunks in worker processes; serially if the pool cannot run (e.g. no
-    importable ``__main__`` for spawned workers)."""
-    parsed: list[Row | RowError] = []
+) -> Iterator[list[Row | RowError]]:
+    """Validate chunks in worker processes, yielding each chunk's result in order; serially if
+    the pool cannot run (e.g. no importable ``__main__`` for spawned workers)."""
+    done = 0
     context = multiprocessing.get_context("spawn")  # never fork a threaded process
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            results = pool.map(_parse_chunk, chunks, repeat(issuer), repeat(today))
-            for chunk, result in zip(chunks, results, strict=True):
-                parsed.extend(result)
-                if progress is not None:
-                    progress(len(chunk), total)
+            for result in pool.map(_parse_chunk, chunks, repeat(issuer), repeat(today)):
+                done += 1
+                yield result
     except BrokenProcessPool:
-        rest = [item for chunk in chunks for item in chunk][len(parsed) :]
-        for i in range(0, len(rest), PARSE_CHUNK):
-            chunk = rest[i : i + PARSE_CHUNK]
-            parsed.extend(_parse_chunk(chunk, issuer, today))
-            if progress is not None:
-                progress(len(chunk), total)
-    return parsed
+        for chunk in chunks[done:]:
+            yield _parse_chunk(chunk, issuer, today)
 
 
 @dataclass
@@ -655,51 +646,64 @@ class ParsedFile:
     known: list[tuple[int, str]] = field(default_factory=list)
 
 
-def parse_file(
-    path: Path,
-    *,
-    issuer: str,
-    today: date,
-    workers: int = 1,
-    known: Mapping[str, str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> ParsedFile:
-    """Read and validate every row of a file, in file order.
+@dataclass
+class ParseStream:
+    """A file read and waiting to be validated chunk by chunk (:func:`stream_file`).
 
-    A ``record_id`` given twice (two records, or two revocations of one record) makes the
-    later rows ``row.duplicate`` errors. Schema validation costs about half a millisecond a
-    row, so with ``workers`` > 1 files of :data:`PARALLEL_MIN_ROWS` rows or more are validated
-    in that many worker processes. ``known`` maps journal keys to :func:`source_digest`
-    values: rows that match are not validated (``ParsedFile.known``). ``progress(n, total)``
-    is called once the file is read (``n`` = 0) and as each ``n`` more rows are validated.
-
-    Raises:
-        InvalidInputError: see :func:`read_rows` (a problem with the file as a whole).
+    ``total`` rows are to be validated, ``known`` rows were skipped as acknowledged. Iterating
+    validates the rows in file order and yields one :class:`ParsedFile` per chunk (each with the
+    chunk's valid rows, errors and known rows, in row order); a ``record_id`` given twice makes
+    the later row a ``row.duplicate`` error, across chunks too.
     """
-    items: list[tuple[int, dict[str, Any]]] = []
-    skipped: dict[int, str] = {}
-    for number, fields in read_rows(path):
-        key = row_key(fields) if known else None
-        if key is not None and known is not None and known.get(key) == source_digest(fields):
-            skipped[number] = key
+
+    items: list[tuple[int, dict[str, Any]]]
+    skipped: dict[int, str]
+    issuer: str
+    today: date
+    workers: int = 1
+    chunk: int = PARSE_CHUNK
+    progress: Callable[[int, int], None] | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    @property
+    def known(self) -> int:
+        return len(self.skipped)
+
+    def __iter__(self) -> Iterator[ParsedFile]:
+        items, size = self.items, max(1, self.chunk)
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        if self.workers > 1 and len(items) >= PARALLEL_MIN_ROWS:
+            results: Iterator[list[Row | RowError]] = _parse_parallel(
+                chunks, self.issuer, self.today, self.workers
+            )
         else:
-            items.append((number, fields))
-    if progress is not None:
-        progress(0, len(items))
-    parsed: list[Row | RowError] = []
-    chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)]
-    if workers > 1 and len(items) >= PARALLEL_MIN_ROWS:
-        parsed = _parse_parallel(chunks, issuer, today, workers, progress, len(items))
-    else:
-        for chunk in chunks:
-            parsed.extend(_parse_chunk(chunk, issuer, today))
-            if progress is not None:
-                progress(len(chunk), len(items))
+            results = (_parse_chunk(c, self.issuer, self.today) for c in chunks)
+        skipped = sorted(self.skipped.items())
+        seen: dict[str, int] = {}
+        at = 0  # skipped rows merged so far
+        for n, parsed in enumerate(results):
+            if self.progress is not None:
+                self.progress(len(chunks[n]), len(items))
+            last = n == len(chunks) - 1
+            upto = len(skipped) if last else at
+            if not last:
+                top = chunks[n][-1][0]
+                while upto < len(skipped) and skipped[upto][0] < top:
+                    upto += 1
+            ordered: list[tuple[int, Row | RowError | str]] = [(r.row, r) for r in parsed]
+            ordered += skipped[at:upto]
+            at = upto
+            ordered.sort(key=lambda t: t[0])
+            yield _dedup(ordered, seen)
+        if not chunks and skipped:
+            yield _dedup(list(skipped), seen)
+
+
+def _dedup(ordered: list[tuple[int, Row | RowError | str]], seen: dict[str, int]) -> ParsedFile:
     out = ParsedFile()
-    seen: dict[str, int] = {}
-    ordered: list[tuple[int, Row | RowError | str]] = [(r.row, r) for r in parsed]
-    ordered += list(skipped.items())
-    ordered.sort(key=lambda t: t[0])
     for number, item in ordered:
         if isinstance(item, RowError):
             out.errors.append(item)
@@ -722,11 +726,74 @@ def parse_file(
     return out
 
 
+def stream_file(
+    path: Path,
+    *,
+    issuer: str,
+    today: date,
+    workers: int = 1,
+    known: Mapping[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = PARSE_CHUNK,
+) -> ParseStream:
+    """Read a file (rows the journal acknowledged with the same text set aside unvalidated)
+    and return the stream that validates the rest chunk by chunk; see :class:`ParseStream`
+    and :func:`parse_file`. ``progress(0, total)`` is called once the file is read.
+
+    Raises:
+        InvalidInputError: see :func:`read_rows` (a problem with the file as a whole).
+    """
+    items: list[tuple[int, dict[str, Any]]] = []
+    skipped: dict[int, str] = {}
+    for number, fields in read_rows(path):
+        key = row_key(fields) if known else None
+        if key is not None and known is not None and known.get(key) == source_digest(fields):
+            skipped[number] = key
+        else:
+            items.append((number, fields))
+    if progress is not None:
+        progress(0, len(items))
+    return ParseStream(items, skipped, issuer, today, workers, chunk, progress)
+
+
+def parse_file(
+    path: Path,
+    *,
+    issuer: str,
+    today: date,
+    workers: int = 1,
+    known: Mapping[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ParsedFile:
+    """Read and validate every row of a file, in file order.
+
+    A ``record_id`` given twice (two records, or two revocations of one record) makes the
+    later rows ``row.duplicate`` errors. Schema validation costs about a quarter of a
+    millisecond a row, so with ``workers`` > 1 files of :data:`PARALLEL_MIN_ROWS` rows or more
+    are validated in that many worker processes. ``known`` maps journal keys to
+    :func:`source_digest` values: rows that match are not validated (``ParsedFile.known``).
+    ``progress(n, total)`` is called once the file is read (``n`` = 0) and as each ``n`` more
+    rows are validated.
+
+    Raises:
+        InvalidInputError: see :func:`read_rows` (a problem with the file as a whole).
+    """
+    out = ParsedFile()
+    for part in stream_file(
+        path, issuer=issuer, today=today, workers=workers, known=known, progress=progress
+    ):
+        out.rows.extend(part.rows)
+        out.errors.extend(part.errors)
+        out.known.extend(part.known)
+    return out
+
+
 __all__ = [
     "ALL_COLUMNS",
     "COMMON_COLUMNS",
     "KIND_COLUMNS",
     "REVOCATION_COLUMNS",
+    "ParseStream",
     "ParsedFile",
     "Row",
     "RowError",
@@ -737,4 +804,5 @@ __all__ = [
     "read_rows",
     "row_key",
     "source_digest",
+    "stream_file",
 ]

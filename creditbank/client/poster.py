@@ -34,10 +34,19 @@ import base64
 import binascii
 import json
 import os
+import queue
 import secrets
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    Future,
+    ThreadPoolExecutor,
+    as_completed,
+    wait,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -47,7 +56,14 @@ from typing import Any, Final, Protocol
 import httpx
 
 from creditbank import __version__
-from creditbank.client.csvformat import RECORD_REVOKED, ParsedFile, Row, RowError, parse_file
+from creditbank.client.csvformat import (
+    RECORD_POSTED,
+    RECORD_REVOKED,
+    ParseStream,
+    Row,
+    RowError,
+    stream_file,
+)
 from creditbank.core import merkle
 from creditbank.core.entries import build_entry, format_time, sign_entry
 from creditbank.core.identity import IdentityDoc
@@ -79,8 +95,16 @@ MAX_ATTEMPTS: Final = 6
 BACKOFF_START: Final = 0.5
 BACKOFF_MAX: Final = 10.0
 RESOLVE_CONCURRENCY: Final = 4
+#: learners per ``POST /api/v1/learners/resolve-batch`` (the bank takes at most 1,000)
+RESOLVE_BATCH_SIZE: Final = 1_000
+#: record batches in flight at once (the bank group-commits concurrent requests)
+DEFAULT_CONCURRENCY: Final = 1
+MAX_CONCURRENCY: Final = 8
+#: rows validated per step of the pipeline (the first batch is posted after the first step)
+STREAM_CHUNK: Final = 1_000
 RECORDS_PATH: Final = "/api/v1/records"
 RESOLVE_PATH: Final = "/api/v1/learners/resolve"
+RESOLVE_BATCH_PATH: Final = "/api/v1/learners/resolve-batch"
 _RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -221,6 +245,7 @@ class Journal:
     def __init__(self, path: Path, *, institution: str, url: str) -> None:
         self.path = path
         self.acks: dict[str, Ack] = {}
+        self._mutex = threading.Lock()  # batches are acknowledged from several threads
         header = {"format": JOURNAL_FORMAT, "v": 1, "institution": institution, "url": url}
         try:
             existing = path.read_bytes() if path.exists() else b""
@@ -296,9 +321,10 @@ class Journal:
         """Append acknowledged rows durably (flush and fsync)."""
         if not acks:
             return
-        self._write([a.as_dict() for a in acks])
-        for a in acks:
-            self.acks[a.key] = a
+        with self._mutex:
+            self._write([a.as_dict() for a in acks])
+            for a in acks:
+                self.acks[a.key] = a
 
     def close(self) -> None:
         self._file.close()
@@ -363,8 +389,10 @@ class BankAPI:
             },
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=RESOLVE_CONCURRENCY + 2),
+            limits=httpx.Limits(max_connections=max(RESOLVE_CONCURRENCY, MAX_CONCURRENCY) + 2),
         )
+        #: whether the bank offers ``resolve-batch`` (None: not asked yet)
+        self.batch_resolve: bool | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -421,6 +449,62 @@ class BankAPI:
         if not isinstance(learner_id, str) or len(salt) != 16:
             raise PostError(f"{RESOLVE_PATH}: malformed answer", code="post.protocol")
         return Resolved(learner_id, salt)
+
+    def resolve_many(
+        self, items: Sequence[tuple[IdentityDoc, str]]
+    ) -> list[Resolved | ItemProblem] | None:
+        """Resolve up to :data:`RESOLVE_BATCH_SIZE` identities in one request
+        (``POST /api/v1/learners/resolve-batch``); each answer is the learner or the item's
+        problem (e.g. ``identity.checksum``). None if the bank does not offer the batch
+        endpoint (404): resolve one by one then.
+
+        Raises:
+            BatchRefused: the bank refused the request as a whole.
+            AuthError: the token is refused.
+            PostError: no usable answer.
+        """
+        if self.batch_resolve is False:
+            return None
+        body = {
+            "learners": [
+                {
+                    "name": name,
+                    "id_type": doc.doc_type,
+                    "id_number": doc.number,
+                    "nationality": doc.nationality,
+                }
+                for doc, name in items
+            ]
+        }
+        response = self._request(RESOLVE_BATCH_PATH, json.dumps(body).encode())
+        if response.status_code in (404, 405):
+            self.batch_resolve = False
+            return None
+        if response.status_code != 200:
+            _raise_refused(response)
+        self.batch_resolve = True
+        malformed = PostError(f"{RESOLVE_BATCH_PATH}: malformed answer", code="post.protocol")
+        try:
+            results = response.json()["results"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise malformed from e
+        if not isinstance(results, list) or len(results) != len(items):
+            raise malformed
+        out: list[Resolved | ItemProblem] = []
+        for res in results:
+            try:
+                if "error" in res:
+                    err = res["error"]
+                    out.append(ItemProblem(None, str(err["code"]), str(err["detail"])))
+                    continue
+                learner_id = res["learner_id"]
+                salt = base64.b64decode(res["salt"], validate=True)
+            except (ValueError, KeyError, TypeError, binascii.Error) as e:
+                raise malformed from e
+            if not isinstance(learner_id, str) or len(salt) != 16:
+                raise malformed
+            out.append(Resolved(learner_id, salt))
+        return out
 
     def post_records(self, raws: Sequence[bytes], names: Sequence[str | None]) -> list[Any]:
         """Post signed entries; returns the ``results`` (one per entry, in order).
@@ -572,18 +656,20 @@ class Poster:
     progress: ProgressSink = field(default_factory=_NoProgress)
     after_batch: Callable[[int], None] | None = None
     report: PostReport = field(default_factory=lambda: PostReport(Path()))
+    concurrency: int = 1
     _learners: dict[tuple[str, str, str], Resolved | ItemProblem] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.key_id = entry_key_id(self.signer.public_bytes)
+        self._timing_lock = threading.Lock()
+        self._report_lock = threading.Lock()
 
     # -- preparing ---------------------------------------------------------------------------
     def resolve_learners(self, rows: Sequence[Row]) -> None:
-        """Resolve every identity of ``rows`` once, a few at a time, before anything is posted.
-
-        Resolution writes on first use; doing it up front keeps it from competing with the
-        record batches for the bank's database. A refused identity (e.g. ``identity.checksum``)
-        is remembered and its rows are reported; anything else stops the run.
+        """Resolve every identity of ``rows`` not resolved yet, once each: up to 1,000 per
+        request through ``resolve-batch``, or (a bank without it) one request per identity, a
+        few at a time. A refused identity (e.g. ``identity.checksum``) is remembered and its
+        rows are reported; anything else stops the run.
         """
         todo: dict[tuple[str, str, str], Row] = {}
         for r in rows:
@@ -594,6 +680,24 @@ class Poster:
         if not todo:
             return
         self.progress.start("resolve", len(todo))
+        keys = list(todo)
+        done = 0
+        while done < len(keys):
+            part = keys[done : done + RESOLVE_BATCH_SIZE]
+            answers = self.api.resolve_many(
+                [(r.identity, r.name or "") for r in (todo[k] for k in part) if r.identity]
+            )
+            if answers is None:  # the bank has no batch endpoint
+                self._resolve_one_by_one({k: todo[k] for k in keys[done:]})
+                return
+            for k, got in zip(part, answers, strict=True):
+                self._learners[k] = got
+                if isinstance(got, Resolved):
+                    self.report.learners_resolved += 1
+            self.progress.advance("resolve", len(part))
+            done += len(part)
+
+    def _resolve_one_by_one(self, todo: Mapping[tuple[str, str, str], Row]) -> None:
         pool = ThreadPoolExecutor(RESOLVE_CONCURRENCY, "resolve")
         try:
             futures = {
@@ -683,12 +787,12 @@ class Poster:
                     p.row.journal_key, p.row.row, index, leaf, duplicate, p.row.digest, p.row.source
                 )
             )
-            if duplicate:
-                self.report.duplicates += 1
-            else:
-                self.report.posted += 1
         self.journal.record(acks)
-        self.report.batches += 1
+        with self._report_lock:
+            dups = sum(a.duplicate for a in acks)
+            self.report.duplicates += dups
+            self.report.posted += len(acks) - dups
+            self.report.batches += 1
         self.progress.advance("post", len(pending))
         if mismatched:
             raise VerificationError(
@@ -698,36 +802,122 @@ class Poster:
             )
 
     def run(self, rows: Sequence[Row]) -> None:
-        """Resolve the learners, then sign batch k+1 while batch k is posted; stop at the
-        first fatal error."""
-        batches = [
-            list(rows[i : i + self.batch_size]) for i in range(0, len(rows), self.batch_size)
-        ]
-        if not batches:
-            return
+        """Resolve, sign and post ``rows`` (already validated and not in the journal)."""
+        self.run_stream([list(rows)])
+
+    def run_stream(self, parts: Iterable[Sequence[Row]]) -> None:
+        """The pipeline: a preparing thread takes ``parts`` (rows validated chunk by chunk,
+        in file order; iterating may validate them), resolves their new learners and signs
+        them into batches, while this thread posts the batches, up to ``concurrency`` at once,
+        and journals each as it is acknowledged. Stops at the first fatal error (either side).
+
+        A batch holding corrections or revocations, or a ``dedup_key`` of a batch still in
+        flight, waits until every batch before it is acknowledged, so that what it refers to
+        is stored first and duplicates are decided in file order.
+        """
+        ready: queue.Queue[list[_Prepared] | BaseException | None] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def hand_over(item: list[_Prepared] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                pending: list[Row] = []
+                source = iter(parts)
+                while True:
+                    t0 = time.perf_counter()
+                    part = next(source, None)
+                    self._add_time("validate", time.perf_counter() - t0)
+                    if part is None:
+                        break
+                    pending.extend(part)
+                    while len(pending) >= self.batch_size:
+                        if not self._prepare_and_hand(pending[: self.batch_size], hand_over):
+                            return
+                        del pending[: self.batch_size]
+                    if stop.is_set():
+                        return
+                if pending and not self._prepare_and_hand(pending, hand_over):
+                    return
+                hand_over(None)
+            except BaseException as e:  # handed to the posting thread, which raises it
+                hand_over(e)
+
+        producer = threading.Thread(target=produce, name="prepare", daemon=True)
+        producer.start()
+        posters = ThreadPoolExecutor(self.concurrency, "post")
+        flight: dict[Future[None], set[str]] = {}
+        done = 0
+        try:
+            while True:
+                t0 = time.perf_counter()
+                item = ready.get()
+                self._add_time("wait_sign", time.perf_counter() - t0)
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                keys = {str(p.row.body.get("dedup_key")) for p in item if "dedup_key" in p.row.body}
+                ordered = any(p.row.entry_type != RECORD_POSTED for p in item) or any(
+                    keys & other for other in flight.values()
+                )
+                while flight and (ordered or len(flight) >= self.concurrency):
+                    done = self._finish(flight, done, wait_all=ordered)
+                t0 = time.perf_counter()
+                if self.concurrency == 1:
+                    self._timed_post(item)
+                    self._add_time("post", time.perf_counter() - t0)
+                    done += 1
+                    if self.after_batch is not None:
+                        self.after_batch(done)
+                else:
+                    flight[posters.submit(self._timed_post, item)] = keys
+            while flight:
+                done = self._finish(flight, done, wait_all=True)
+        finally:
+            stop.set()
+            posters.shutdown(wait=True, cancel_futures=True)
+            producer.join()
+
+    def _prepare_and_hand(
+        self, rows: list[Row], hand_over: Callable[[list[_Prepared]], bool]
+    ) -> bool:
         t0 = time.perf_counter()
         self.resolve_learners(rows)
-        self._add_time("resolve", time.perf_counter() - t0)
-        self.progress.start("post", len(rows))
-        with ThreadPoolExecutor(1, "prepare") as preparer:
-            try:
-                ahead: Future[list[_Prepared]] = preparer.submit(self.prepare, batches[0])
-                for k in range(len(batches)):
-                    t0 = time.perf_counter()
-                    prepared = ahead.result()
-                    self._add_time("wait_sign", time.perf_counter() - t0)
-                    if k + 1 < len(batches):
-                        ahead = preparer.submit(self.prepare, batches[k + 1])
-                    t0 = time.perf_counter()
-                    self.post(prepared)
-                    self._add_time("post", time.perf_counter() - t0)
-                    if self.after_batch is not None:
-                        self.after_batch(k + 1)
-            finally:
-                preparer.shutdown(wait=True, cancel_futures=True)
+        t1 = time.perf_counter()
+        self._add_time("resolve", t1 - t0)
+        prepared = self.prepare(rows)
+        self._add_time("sign", time.perf_counter() - t1)
+        return hand_over(prepared) if prepared else True
+
+    def _timed_post(self, batch: list[_Prepared]) -> None:
+        t0 = time.perf_counter()
+        self.post(batch)
+        self._add_time("post_busy", time.perf_counter() - t0)
+
+    def _finish(self, flight: dict[Future[None], set[str]], done: int, *, wait_all: bool) -> int:
+        """Wait for one batch in flight (or all); re-raise its error; call ``after_batch``."""
+        t0 = time.perf_counter()
+        finished, _ = wait(flight, return_when=ALL_COMPLETED if wait_all else FIRST_COMPLETED)
+        self._add_time("post", time.perf_counter() - t0)
+        for fut in finished:
+            del flight[fut]
+            fut.result()
+            done += 1
+            if self.after_batch is not None:
+                self.after_batch(done)
+        return done
 
     def _add_time(self, name: str, seconds: float) -> None:
-        self.report.timings[name] = self.report.timings.get(name, 0.0) + seconds
+        with self._timing_lock:
+            self.report.timings[name] = self.report.timings.get(name, 0.0) + seconds
 
 
 def _identity_key(doc: IdentityDoc) -> tuple[str, str, str]:
@@ -747,14 +937,14 @@ def _opened(api: BankAPI, journal: Journal) -> Iterator[None]:
         api.close()
 
 
-def _validate(
+def _stream(
     path: Path,
     institution: str,
     day: date,
     workers: int,
     journal: Journal | None,
     sink: ProgressSink,
-) -> ParsedFile:
+) -> ParseStream:
     def validated(n: int, total: int) -> None:
         if n == 0:
             sink.start("validate", total)
@@ -762,9 +952,41 @@ def _validate(
             sink.advance("validate", n)
 
     known = {k: a.source for k, a in journal.acks.items() if a.source} if journal else None
-    return parse_file(
-        path, issuer=institution, today=day, workers=workers, known=known, progress=validated
+    return stream_file(
+        path,
+        issuer=institution,
+        today=day,
+        workers=workers,
+        known=known,
+        progress=validated,
+        chunk=STREAM_CHUNK,
     )
+
+
+def _unposted(parts: ParseStream, journal: Journal, report: PostReport) -> Iterator[list[Row]]:
+    """The valid rows of each validated chunk that the journal does not hold; invalid rows,
+    known rows and rows changed since they were acknowledged go to the report."""
+    for part in parts:
+        report.invalid.extend(part.errors)
+        report.skipped += len(part.known)
+        todo: list[Row] = []
+        for r in part.rows:
+            ack = journal.acks.get(r.journal_key)
+            if ack is None:
+                todo.append(r)
+            elif ack.digest != r.digest:
+                report.rejected.append(
+                    RowError(
+                        r.row,
+                        r.record_id,
+                        "post.changed",
+                        f"changed since it was posted at index {ack.index}; post a correction "
+                        "(a new record_id with corrects) instead",
+                    )
+                )
+            else:
+                report.skipped += 1  # the same record, written differently
+        yield todo
 
 
 def post_file(
@@ -785,6 +1007,7 @@ def post_file(
     attempts: int | None = None,
     after_batch: Callable[[int], None] | None = None,
     dry_run: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> PostReport:
     """Validate, resolve, sign and post every row of ``path``; see the module docstring.
 
@@ -805,6 +1028,7 @@ def post_file(
         attempts: tries per request before giving up; default :data:`MAX_ATTEMPTS`.
         after_batch: called with the number of batches done after each is journaled (tests).
         dry_run: validate and report only; nothing is sent and no journal is written.
+        concurrency: record batches in flight at once (1 to :data:`MAX_CONCURRENCY`).
 
     Returns:
         The report; ``report.ok`` is false if any row was invalid or rejected.
@@ -818,6 +1042,10 @@ def post_file(
     """
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise InvalidInputError(f"batch size must be 1 to {MAX_BATCH_SIZE}", code="post.batch_size")
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InvalidInputError(
+            f"concurrency must be 1 to {MAX_CONCURRENCY}", code="post.concurrency"
+        )
     sink = progress or _NoProgress()
     started = time.perf_counter()
     report = PostReport(path)
@@ -830,18 +1058,19 @@ def post_file(
             journal_path or default_journal_path(path), institution=institution, url=base
         )
     try:
-        parsed = _validate(path, institution, day, workers, journal, sink)
+        stream = _stream(path, institution, day, workers, journal, sink)
+        report.rows = stream.total + stream.known
+        if journal is None:
+            for part in stream:
+                report.invalid.extend(part.errors)
+                report.skipped += len(part.known)
+            report.timings["validate"] = time.perf_counter() - started
+            report.seconds = report.timings["validate"]
+            return report
     except BaseException:
         if journal is not None:
             journal.close()
         raise
-    report.timings["validate"] = time.perf_counter() - started
-    report.rows = len(parsed.rows) + len(parsed.errors) + len(parsed.known)
-    report.invalid = parsed.errors
-    report.skipped = len(parsed.known)
-    if journal is None:
-        report.seconds = time.perf_counter() - started
-        return report
 
     api = BankAPI(
         base,
@@ -851,23 +1080,6 @@ def post_file(
         attempts=attempts or MAX_ATTEMPTS,
     )
     with _opened(api, journal):
-        todo: list[Row] = []
-        for r in parsed.rows:
-            ack = journal.acks.get(r.journal_key)
-            if ack is None:
-                todo.append(r)
-            elif ack.digest != r.digest:
-                report.rejected.append(
-                    RowError(
-                        r.row,
-                        r.record_id,
-                        "post.changed",
-                        f"changed since it was posted at index {ack.index}; post a correction "
-                        "(a new record_id with corrects) instead",
-                    )
-                )
-            else:
-                report.skipped += 1  # the same record, written differently
         poster = Poster(
             api=api,
             institution=institution,
@@ -878,9 +1090,11 @@ def post_file(
             progress=sink,
             after_batch=after_batch,
             report=report,
+            concurrency=concurrency,
         )
+        sink.start("post", stream.total)
         try:
-            poster.run(todo)
+            poster.run_stream(_unposted(stream, journal, report))
         finally:
             report.seconds = time.perf_counter() - started
     return report

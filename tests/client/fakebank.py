@@ -67,6 +67,9 @@ class FakeBank:
     max_batch: int = 1000
     #: corrupt the leaf hash answered (a bank storing other bytes)
     wrong_leaf: bool = False
+    #: offer POST /api/v1/learners/resolve-batch (else 404, as an older bank)
+    batch_resolve: bool = False
+    resolve_batch_calls: int = 0
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -74,7 +77,7 @@ class FakeBank:
     def handle(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return _problem(401, "auth.invalid_token", "unknown token")
-        queue = self.failures["resolve" if request.url.path.endswith("/resolve") else "records"]
+        queue = self.failures["resolve" if "/learners/" in request.url.path else "records"]
         if queue:
             fault = queue.popleft()
             if fault == "connect":
@@ -92,6 +95,8 @@ class FakeBank:
         doc = json.loads(request.content)
         if request.url.path == "/api/v1/learners/resolve":
             return self.resolve(doc)
+        if request.url.path == "/api/v1/learners/resolve-batch" and self.batch_resolve:
+            return self.resolve_batch(doc)
         if request.url.path == "/api/v1/records":
             return self.post(doc)
         return _problem(404, "not_found", request.url.path)
@@ -115,6 +120,19 @@ class FakeBank:
             "created": created,
         }
         return httpx.Response(201 if created else 200, json=out)
+
+    def resolve_batch(self, doc: dict[str, Any]) -> httpx.Response:
+        self.resolve_batch_calls += 1
+        results: list[dict[str, Any]] = []
+        for item in doc["learners"]:
+            answer = self.resolve(item)
+            self.resolve_calls -= 1  # counted as one batch call
+            got = json.loads(answer.content)
+            if answer.status_code == 422:
+                results.append({"error": {"code": got["code"], "detail": got["detail"]}})
+            else:
+                results.append(got)
+        return httpx.Response(200, json={"results": results})
 
     def post(self, doc: dict[str, Any]) -> httpx.Response:
         self.post_calls += 1

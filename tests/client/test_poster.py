@@ -457,3 +457,19 @@ def test_key_file_must_be_private_and_well_formed(tmp_path: Path) -> None:
         load_key_file(bad)
     with pytest.raises(ConfigurationError, match="cannot read"):
         load_key_file(tmp_path / "missing.key")
+
+
+def test_batch_resolution_and_concurrent_batches(
+    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+) -> None:
+    bank.batch_resolve = True
+    rows = records(60, learners=9)
+    path = write_csv(tmp_path / "in.csv", rows)
+    report = post(path, bank, signer, sleeps, concurrency=3)
+    assert report.ok
+    assert (report.posted, report.learners_resolved) == (60, 9)
+    assert (bank.resolve_batch_calls, bank.resolve_calls) == (1, 0)
+    assert set(stored_ids(bank).values()) == {1}
+    assert len(journal_lines(path)) == 61
+    again = post(path, bank, signer, sleeps, concurrency=3)
+    assert (again.posted, again.skipped) == (0, 60)
