@@ -837,6 +837,9 @@ class Poster:
                     self._add_time("validate", time.perf_counter() - t0)
                     if part is None:
                         break
+                    t0 = time.perf_counter()
+                    self.resolve_learners(part)  # the chunk's new learners, in one request
+                    self._add_time("resolve", time.perf_counter() - t0)
                     pending.extend(part)
                     while len(pending) >= self.batch_size:
                         if not self._prepare_and_hand(pending[: self.batch_size], hand_over):
@@ -889,10 +892,7 @@ class Poster:
     def _prepare_and_hand(
         self, rows: list[Row], hand_over: Callable[[list[_Prepared]], bool]
     ) -> bool:
-        t0 = time.perf_counter()
-        self.resolve_learners(rows)
         t1 = time.perf_counter()
-        self._add_time("resolve", t1 - t0)
         prepared = self.prepare(rows)
         self._add_time("sign", time.perf_counter() - t1)
         return hand_over(prepared) if prepared else True
