@@ -485,12 +485,13 @@ def sql_report(
                         next_idx += 1
                 conn.execute(insert(entries_t), dents)
                 conn.execute(insert(conversion_decisions_t), decs)
-            t0 = time.perf_counter()
+            gc.collect()
+            t0, c0 = time.perf_counter(), time.process_time()
             got = conversion.conversion_report(bank, AS_OF, dataset="")
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         finally:
             bank.close()
-    return seconds, len(data.records), got["learners"] == expected["learners"]
+    return seconds, cpu, len(data.records), got["learners"] == expected["learners"]
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -577,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
 
-    sql: tuple[float, int, bool] | None = None
+    sql: tuple[float, float, int, bool] | None = None
     if args.db_learners:
         sql = sql_report(args.db_learners, args.records_per_learner, catalog, book, pub.body())
         print(
@@ -605,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---:|",
         *(f"| {p.name} | {p.seconds:.2f} | {p.cpu:.2f} |" for p in PHASES),
         "",
-        f"**Bank path: {total.seconds:.1f} s for the whole report (budget 60 s), "
+        f"**Bank path in memory (what the 60 s budget is measured on): {total.seconds:.1f} s "
+        "for the whole report, "
         f"{total.seconds / n_records * 1e6:.1f} µs per record; naive baseline "
         f"{base.seconds:.1f} s ({base.seconds / parts.seconds:.1f}× the same work with stored "
         f"decisions).** Both reports are identical: {same}.",
@@ -623,15 +625,18 @@ def main(argv: list[str] | None = None) -> int:
         "frozen after setup (`gc.freeze()`, as docs/conversion.md §7 advises) for both paths.",
     ]
     if sql is not None:
+        wall, cpu, n_sql, equal = sql
+        scale = "the same scale" if n_sql >= n_records else f"{n_sql:,} records"
         lines += [
             "",
-            f"SQL reads (SQLite, real `conversion_report` with its queries, tables filled "
-            f"directly): {sql[0]:.2f} s for {args.db_learners:,} learners / {sql[1]:,} "
-            f"records = {sql[0] / sql[1] * 1e6:.0f} µs per record, report equal to the "
-            f"engine's: {sql[2]}. Linear in records, that is ~{sql[0] / sql[1] * n_records:.0f}"
-            f" s for {n_records:,} records: the database reads (one IN-list query per 500 "
-            "entry bodies) dominate the report at full scale, which is why the 60 s budget is "
-            "stated for the in-memory bank path above.",
+            f"**Whole report through the database** (`conversion_report` on a SQLite home, "
+            f"{args.db_learners:,} learners, {scale}; its tables — log entries, record and "
+            "decision projections — filled directly, since signing and the Merkle tree are "
+            f"not part of a report): **{wall:.1f} s wall, {cpu:.1f} s CPU** "
+            f"({wall / n_sql * 1e6:.0f} µs per record), report equal to the engine's: {equal}. "
+            "The difference to the in-memory bank path is the SQL reads: for more than "
+            f"{conversion.BULK_LEARNERS:,} learners the report scans the record entries, the "
+            "records projection and the decisions once each, instead of IN lists per learner.",
         ]
     text_out = "\n".join(lines) + "\n"
     print(text_out)

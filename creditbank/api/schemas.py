@@ -167,11 +167,11 @@ class GrantOut(BaseModel):
     rule_version: int
     mode: str
     target_course_id: str | None
-    credits: float = Field(description="granted credits")
-    nominal_credits: float = Field(description="what the rule gives before caps")
+    credits: int | float = Field(description="granted credits")
+    nominal_credits: int | float = Field(description="what the rule gives before caps")
     bound_by: str | None = Field(description="the cap that cut the grant, if any")
-    hours_used: float | None
-    raw_credits: float | None
+    hours_used: int | float | None
+    raw_credits: int | float | None
     sources: list[SourceRecord]
     status: Literal["active", "voided"]
     voided_at: str | None
@@ -223,7 +223,7 @@ class ApplicationOut(BaseModel):
     decided_at: str | None = Field(description="ledger time of the decision entry")
     rules_entry: int = Field(description="ledger index of the rules.published entry used")
     reason: str
-    credits_granted: float
+    credits_granted: int | float
     explanation_zh: str
     explanation_en: str
     grants: list[GrantOut]

@@ -100,6 +100,7 @@ def test_apply_records_a_decision_with_explanations(api: Api) -> None:
     assert got["credits_granted"] == 4
     [grant] = got["grants"]
     assert (grant["rule_key"], grant["rule_version"], grant["credits"]) == ("R07", 1, 4)
+    assert isinstance(grant["credits"], int)  # whole credits print as 4, never 4.0
     assert grant["status"] == "active"
     assert grant["sources"]
     assert "R07" in grant["explanation_en"]
