@@ -41,15 +41,19 @@ cpu_time = time.process_time
 class BenchBank:
     bank: Bank
     backend: str
-    home: Path
+    home: Path | None
     db_name: str | None
     admin_url: str | None
 
     def close(self) -> None:
+        """Dispose of the engine, the home and the database (idempotent)."""
+        if self.home is None:
+            return
         self.bank.close()
         shutil.rmtree(self.home, ignore_errors=True)
         if self.db_name and self.admin_url:
             drop_pg_database(self.admin_url, self.db_name)
+        self.home = None
 
 
 def _pg_parts(url: str) -> tuple[str, str]:

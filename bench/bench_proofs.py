@@ -136,29 +136,25 @@ def measure(bank: Bank, size: int, args: argparse.Namespace, seed: int) -> dict[
 
 
 def run_backend(
-    backend: str, raws: list[bytes], seed: bytes, args: argparse.Namespace
+    backend: str, bb: BenchBank, raws: list[bytes], args: argparse.Namespace
 ) -> list[dict[str, Any]]:
-    bb: BenchBank = make_bank(backend, args.pg_url, tag="proofs")
-    try:
-        bank = bb.bank
-        register_college(bank, "COL-1", seed)
-        out = []
-        for size in args.sizes:
-            t = perf()
-            grow(bank, raws, size)
-            built = perf() - t
-            r = measure(bank, size, args, seed=size)
-            r["backend"] = backend
-            r["build_seconds"] = built
-            out.append(r)
-            print(
-                f"[{backend}] {size:>9,}: inclusion {r['inclusion_median_ms']:.3f} ms, "
-                f"consistency {r['consistency_median_ms']:.3f} ms (grown in {built:.0f} s)",
-                flush=True,
-            )
-        return out
-    finally:
-        bb.close()
+    bank = bb.bank
+    out = []
+    for size in args.sizes:
+        t = perf()
+        grow(bank, raws, size)
+        built = perf() - t
+        r = measure(bank, size, args, seed=size)
+        r["backend"] = backend
+        r["build_seconds"] = built
+        out.append(r)
+        print(
+            f"[{backend}] {size:>9,}: inclusion {r['inclusion_median_ms']:.3f} ms, "
+            f"consistency {r['consistency_median_ms']:.3f} ms (grown in {built:.0f} s)",
+            flush=True,
+        )
+    bb.close()
+    return out
 
 
 def main() -> None:
@@ -178,11 +174,21 @@ def main() -> None:
     info = machine_info(args.pg_url)
     seed = bytes(range(32))
     signer = Ed25519Signer.from_seed(seed)
-    t = perf()
-    # signed once, for every backend (COL-1's key is the same seed everywhere)
-    raws = sign_records_parallel(SystemClock(), "COL-1", signer, args.sizes[-1] - 2)
-    print(f"signed {len(raws):,} entries in {perf() - t:.0f} s", flush=True)
-    results = [r for b in args.backends.split(",") if b for r in run_backend(b, raws, seed, args)]
+    backends = [b for b in args.backends.split(",") if b]
+    # every bank registers COL-1 (same key) before the entries are signed, so that they are
+    # valid in each log (an audit of it passes)
+    banks: dict[str, BenchBank] = {}
+    try:
+        for b in backends:
+            banks[b] = make_bank(b, args.pg_url, tag="proofs")
+            register_college(banks[b].bank, "COL-1", seed)
+        t = perf()
+        raws = sign_records_parallel(SystemClock(), "COL-1", signer, args.sizes[-1] - 2)
+        print(f"signed {len(raws):,} entries in {perf() - t:.0f} s", flush=True)
+        results = [r for b in backends for r in run_backend(b, banks[b], raws, args)]
+    finally:
+        for bb in banks.values():
+            bb.close()
     rows = []
     for r in results:
         rows.append(
