@@ -582,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.db_learners:
         sql = sql_report(args.db_learners, args.records_per_learner, catalog, book, pub.body())
         print(
-            f"  SQL reads: {sql[0]:.2f} s for {sql[1]:,} records; equal: {sql[2]}", file=sys.stderr
+            f"  SQL path: {sql[0]:.2f} s (cpu {sql[1]:.2f} s) for {sql[2]:,} records; "
+            f"equal: {sql[3]}",
+            file=sys.stderr,
         )
 
     total = next(p for p in PHASES if p.name.startswith("= bank path"))
