@@ -9,6 +9,7 @@ bytes are not already canonical, has duplicate keys, or is not UTF-8.
 from __future__ import annotations
 
 import json
+import json.encoder
 from collections.abc import Callable
 from typing import Any
 
@@ -45,9 +46,7 @@ def _check_value(value: Any, depth: int = 0) -> None:
 
 def _keys_bmp_only(value: Any) -> bool:
     if isinstance(value, dict):
-        return all(
-            all(ord(c) <= 0xFFFF for c in k) and _keys_bmp_only(v) for k, v in value.items()
-        )
+        return all(all(ord(c) <= 0xFFFF for c in k) and _keys_bmp_only(v) for k, v in value.items())
     if isinstance(value, list | tuple):
         return all(_keys_bmp_only(v) for v in value)
     return True
@@ -157,6 +156,25 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = _FAST_DECODER.scan_once  # type: 
 _JCS_ENCODER = json.JSONEncoder(
     sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
 )
+
+
+def _jcs_encode_default(value: Any) -> str:
+    return str(_JCS_ENCODER.encode(value))
+
+
+def _make_jcs_encode() -> Callable[[Any], str]:
+    """``_JCS_ENCODER.encode``: the C encoder that ``JSONEncoder.encode`` builds on every
+    call, built once (same arguments as ``JSONEncoder.iterencode`` passes it)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    esc = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or esc is None:  # no C accelerator: the plain encoder
+        return _jcs_encode_default
+    enc = make(None, _JCS_ENCODER.default, esc, None, ":", ",", True, False, True)
+    join = "".join
+    return lambda value: join(enc(value, 0))
+
+
+_jcs_encode = _make_jcs_encode()
 #: every byte except the lead bytes of 4-byte UTF-8 sequences (characters outside the BMP)
 _BELOW_F0 = bytes(range(0xF0))
 
@@ -193,7 +211,7 @@ def _parse_canonical_fast(data: bytes) -> Any:
         _check_value(value)
     if data.translate(None, _BELOW_F0):
         raise _Miss
-    if _JCS_ENCODER.encode(value) != text:
+    if _jcs_encode(value) != text:
         raise _Miss
     return value
 

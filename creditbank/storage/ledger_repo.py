@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from creditbank.core import merkle
+from creditbank.core.entries import REGISTRY_TYPES
 from creditbank.storage.engine import is_sqlite
 from creditbank.storage.tables import checkpoints_t, entries_t, head_t, nodes_t
 
@@ -180,9 +181,15 @@ def iter_entries(
 
 
 def registry_entries(conn: Connection) -> list[bytes]:
+    """The registry entries (``institution.*``) in index order.
+
+    Selected by the exact registry types, which the type index serves (``LIKE`` cannot use
+    it: SQLite's is case-insensitive, PostgreSQL's needs a C collation), instead of a scan
+    of the whole log; the ledger stores no other ``institution.*`` type.
+    """
     rows = conn.execute(
         select(entries_t.c.data)
-        .where(entries_t.c.type.like("institution.%"))
+        .where(entries_t.c.type.in_(sorted(REGISTRY_TYPES)))
         .order_by(entries_t.c.idx)
     )
     return [bytes(r.data) for r in rows]
@@ -286,6 +293,17 @@ def node_tuples(conn: Connection, level: int, begin: int, end: int) -> list[tupl
         (merkle.node_key(level, begin), merkle.node_key(level, end)),
     )
     return rows
+
+
+def node_hashes(conn: Connection, level: int, begin: int, end: int) -> list[bytes]:
+    """The stored hashes of nodes ``(level, begin)`` … ``(level, end - 1)`` that exist, in
+    index order (ids are unique: a full count means every one is there, in place)."""
+    rows = _fetch_raw(
+        conn,
+        "SELECT hash FROM log_nodes WHERE id >= %s AND id < %s ORDER BY id",
+        (merkle.node_key(level, begin), merkle.node_key(level, end)),
+    )
+    return [r[0] for r in rows]
 
 
 def head_and_entry_end(conn: Connection) -> tuple[Head, int]:
