@@ -7,10 +7,16 @@ replayed from the log itself). Every stored Merkle node is recomputed; the head 
 every stored checkpoint's signature verifies with the log key, its root equals the recomputed
 root at its size, and consecutive checkpoints are proven consistent.
 
-Signature checks, the expensive part, run in worker processes over chunks; the main process
-replays the registry, hashes and rebuilds the tree. Workers only do crypto with keys they are
-given; every authorization decision is made in order by the main process, which re-verifies
-anything a worker could not (a key registered inside the same chunk).
+Worker processes (one per core) each take an aligned power-of-two chunk of indexes, read it
+from the database themselves, and check the sequence, leaf hashes, strict parse, signatures
+(with the key each key id names in the registry entries, prescanned) and every Merkle node
+inside the chunk. Only a summary crosses back. Every authorization decision is made in order
+by the main process, which replays the registry: registry entries and entries whose key the
+workers lack are decided one by one (re-verifying where needed); between two registry entries
+one registry state applies, and a signer key's validity is an interval of time, so each
+(issuer, key id) of such a run is checked at the earliest and the latest time it signed (a run
+that fails is re-read and decided entry by entry). The main process also joins the chunks'
+subtrees, checking the nodes above them, the head and the checkpoints.
 """
 
 from __future__ import annotations
