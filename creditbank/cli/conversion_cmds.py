@@ -132,18 +132,7 @@ def apply_(
     as_json: JsonOpt = False,
 ) -> None:
     """Decide a learner's application now (or --on DATE) and record it in the ledger."""
-    program_id, certificate_type_id = _target(program, exam)
-    day = conversion.parse_date(on, "--on") if on is not None else None
-    with _open(ctx) as bank:
-        learner_id = conversion.resolve_learner_ref(bank, learner)
-        view = conversion.apply(
-            bank,
-            learner_id,
-            program_id=program_id,
-            certificate_type_id=certificate_type_id,
-            on=day,
-        )
-    _out(_dump(view) if as_json else "\n".join(_summary(view)))
+    _decide(ctx, conversion.apply, learner, program, exam, on, as_json)
 
 
 @app.command("what-if")
@@ -156,11 +145,24 @@ def what_if(
     as_json: JsonOpt = False,
 ) -> None:
     """Preview what an application would grant today (or --on DATE); records nothing."""
+    _decide(ctx, conversion.what_if, learner, program, exam, on, as_json)
+
+
+def _decide(
+    ctx: typer.Context,
+    decide: Any,
+    learner: str,
+    program: str | None,
+    exam: str | None,
+    on: str | None,
+    as_json: bool,
+) -> None:
+    """Shared body of ``apply`` (records the decision) and ``what-if`` (records nothing)."""
     program_id, certificate_type_id = _target(program, exam)
     day = conversion.parse_date(on, "--on") if on is not None else None
     with _open(ctx) as bank:
         learner_id = conversion.resolve_learner_ref(bank, learner)
-        view = conversion.what_if(
+        view = decide(
             bank,
             learner_id,
             program_id=program_id,
