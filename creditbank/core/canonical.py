@@ -9,15 +9,26 @@ bytes are not already canonical, has duplicate keys, or is not UTF-8.
 from __future__ import annotations
 
 import json
-import json.encoder
-from collections.abc import Callable
+import re
 from typing import Any
 
+import orjson
 import rfc8785
 
 from creditbank.errors import InvalidInputError, NonCanonicalError, TooLargeError
 
 MAX_SAFE_INT = 2**53 - 1
+
+#: ``orjson`` options for the fast path: keys sorted by code point (JCS order for BMP keys),
+#: integers beyond 2**53 - 1 refused.
+_ORJSON_JCS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+#: every byte except the lead bytes of 4-byte UTF-8 sequences (characters outside the BMP)
+_BELOW_F0 = bytes(range(0xF0))
+#: where ``orjson`` writes a float token (``1.5``, ``1e+16``, ``1.5e-7``): after ``:``, ``,``
+#: or ``[`` and before ``,``, ``}`` or ``]``; no integer matches. Text inside strings can
+#: match too (then the value is walked: slower, same verdict).
+_FLOAT_TOKEN = re.compile(rb"[:,\[]-?[0-9]+(?:\.[0-9]+(?:e[-+][0-9]+)?|e[-+][0-9]+)[,}\]]")
+_NUMBER_START = frozenset(b"-0123456789")
 
 
 def _check_value(value: Any, depth: int = 0) -> None:
@@ -44,36 +55,26 @@ def _check_value(value: Any, depth: int = 0) -> None:
     raise InvalidInputError(f"cannot encode {type(value).__name__}", code="input.type")
 
 
-def _keys_bmp_only(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(all(ord(c) <= 0xFFFF for c in k) and _keys_bmp_only(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return all(_keys_bmp_only(v) for v in value)
-    return True
-
-
 def canonicalize(value: Any) -> bytes:
     """Return the RFC 8785 bytes of ``value`` (no floats, integers within 2**53).
 
-    Fast path: for our value domain (strings, integers, booleans, null, objects, arrays)
-    the stdlib encoder with sorted keys produces exactly the JCS bytes, as long as no object
-    key holds a character outside the BMP (JCS sorts keys by UTF-16 code units, Python by
-    code points; they differ only there). Those rare documents go to the ``rfc8785``
-    reference implementation. A property test keeps the two in agreement.
+    Fast path (ADR 0005): for our value domain (strings, integers, booleans, null, objects,
+    arrays) ``orjson`` with sorted keys writes exactly the JCS bytes, as long as no character
+    lies outside the BMP (JCS sorts keys by UTF-16 code units, ``orjson`` by code points; they
+    differ only there). Those rare documents go to the ``rfc8785`` reference implementation.
+    Unit and property tests keep the two in agreement.
 
     Raises:
         InvalidInputError: if the value holds a float, a huge integer or a foreign type.
     """
     _check_value(value)
     try:
-        if _keys_bmp_only(value):
-            return json.dumps(
-                value, sort_keys=True, ensure_ascii=False, separators=(",", ":")
-            ).encode("utf-8")
+        out = orjson.dumps(value, option=_ORJSON_JCS)
+        if not out.translate(None, _BELOW_F0):  # no character outside the BMP
+            return out
         return rfc8785.dumps(value)
-    except UnicodeEncodeError as e:
-        raise InvalidInputError("string is not valid Unicode", code="input.json") from e
     except (rfc8785.CanonicalizationError, ValueError, TypeError) as e:
+        # orjson.JSONEncodeError is a TypeError: lone surrogates, foreign subclasses
         raise InvalidInputError(f"cannot canonicalize: {e}", code="input.json") from e
 
 
@@ -135,84 +136,45 @@ class _Miss(Exception):  # noqa: N818 - control flow only
     """The fast path cannot decide; take the reference path."""
 
 
-def _miss(_: str) -> Any:
-    raise _Miss
-
-
-def _safe_int(text: str) -> int:
-    value = int(text)
-    if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
-        return value
-    raise _Miss
-
-
-#: No ``object_pairs_hook`` (the per-object Python call is most of the cost of a strict
-#: parse); floats, NaN/Infinity and out-of-range integers abort the fast path.
-_FAST_DECODER = json.JSONDecoder(parse_float=_miss, parse_int=_safe_int, parse_constant=_miss)
-#: the decoder's scanner (C): ``(value, end)`` for the JSON value at an offset, no whitespace
-_SCAN: Callable[[str, int], tuple[Any, int]] = _FAST_DECODER.scan_once  # type: ignore[attr-defined]
-#: ``json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))`` as used by
-#: :func:`canonicalize`, without the cycle check (a decoded value has no cycles)
-_JCS_ENCODER = json.JSONEncoder(
-    sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
-)
-
-
-def _jcs_encode_default(value: Any) -> str:
-    return str(_JCS_ENCODER.encode(value))
-
-
-def _make_jcs_encode() -> Callable[[Any], str]:
-    """``_JCS_ENCODER.encode``: the C encoder that ``JSONEncoder.encode`` builds on every
-    call, built once (same arguments as ``JSONEncoder.iterencode`` passes it)."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    esc = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or esc is None:  # no C accelerator: the plain encoder
-        return _jcs_encode_default
-    enc = make(None, _JCS_ENCODER.default, esc, None, ":", ",", True, False, True)
-    join = "".join
-    return lambda value: join(enc(value, 0))
-
-
-_jcs_encode = _make_jcs_encode()
-#: every byte except the lead bytes of 4-byte UTF-8 sequences (characters outside the BMP)
-_BELOW_F0 = bytes(range(0xF0))
-
-
 def _parse_canonical_fast(data: bytes) -> Any:
     """Accept ``data`` only if the reference path would accept it with the same value.
 
-    Why this is as strict as :func:`parse_json_strict` + :func:`canonicalize`:
+    ``orjson`` decodes and re-encodes (ADR 0005); ``data`` is accepted only if the re-encoding
+    is ``data`` byte for byte. Why that is as strict as :func:`parse_json_strict` +
+    :func:`canonicalize`:
 
     * duplicate keys: the encoder writes each key of a dict once, and distinct ``str`` keys
       encode to distinct JSON strings, so ``encode(decode(data)) == data`` implies that no
-      object in ``data`` repeats a key (``json`` keeps the last duplicate, and the
+      object in ``data`` repeats a key (the decoder keeps the last duplicate, and the
       re-encoding would lack the earlier member);
-    * floats, NaN/Infinity and integers beyond 2**53 - 1 abort in the decoder hooks;
+    * whitespace, escapes JCS does not use (``\\u00e9``, ``\\/``, upper-case hex),
+      ``-0``, exponent or other spellings of numbers, key order: the re-encoding differs;
+    * integers beyond 2**53 - 1: ``OPT_STRICT_INTEGER`` refuses to encode them (and the
+      decoder reads those beyond 64 bits as floats, whose re-encoding differs);
+    * floats: a float that survives the round trip is written as ``orjson`` writes floats,
+      which :data:`_FLOAT_TOKEN` finds; then :func:`_check_value` walks the value and raises;
     * nesting deeper than 32 needs more than 32 ``{``/``[`` bytes; only then is the value
       walked by :func:`_check_value`;
-    * the stdlib encoder equals JCS unless a key holds a non-BMP character, which would be
-      written as a 4-byte UTF-8 sequence in canonical bytes: inputs with such a lead byte
-      take the reference path;
-    * invalid UTF-8, leading or trailing whitespace, lone surrogates and malformed JSON
-      raise or differ, and so take the reference path, which raises what it always raised.
-
-    Comparing the re-encoded text with the decoded text equals comparing bytes: the text was
-    decoded from strict UTF-8, so it has no lone surrogate and encodes back to ``data``.
+    * ``orjson`` writes exactly the JCS escapes for every BMP character (a unit test checks
+      all of them) and sorts keys by code point, which is JCS order unless a key holds a
+      character outside the BMP: inputs with a 4-byte UTF-8 lead byte take the reference path;
+    * invalid UTF-8, lone surrogates, NaN/Infinity and malformed JSON raise in the decoder
+      and take the reference path, which raises what it always raised.
 
     Raises:
         _Miss (or any other exception): the caller takes the reference path.
     """
-    text = data.decode("utf-8")
-    value, end = _SCAN(text, 0)
-    if end != len(text):
+    value = orjson.loads(data)
+    if orjson.dumps(value, option=_ORJSON_JCS) != data:
         raise _Miss
-    if data.count(b"{") + data.count(b"[") > 32:
-        _check_value(value)
     if data.translate(None, _BELOW_F0):
         raise _Miss
-    if _jcs_encode(value) != text:
-        raise _Miss
+    if (
+        _FLOAT_TOKEN.search(data) is not None
+        or data[0] in _NUMBER_START
+        or data.count(b"{") + data.count(b"[") > 32
+    ):
+        _check_value(value)
     return value
 
 

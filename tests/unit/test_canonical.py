@@ -229,3 +229,49 @@ def test_oversize_is_refused_before_decoding() -> None:
     with pytest.raises(TooLargeError) as e:
         parse_canonical(b"{}", max_size=1)
     assert e.value.code == "input.too_large"
+
+
+# --- the orjson fast path (ADR 0005) ----------------------------------------------------------
+def test_every_bmp_character_is_escaped_as_jcs_escapes_it() -> None:
+    """orjson and the rfc8785 reference write every BMP character, in a key and in a value,
+    the same way; so canonicalize (orjson) and the fast parse agree with JCS on all of them."""
+    for start in range(0, 0x10000, 0x1000):
+        chars = [chr(c) for c in range(start, start + 0x1000) if not 0xD800 <= c <= 0xDFFF]
+        value = {c: c for c in chars}
+        data = rfc8785.dumps(value)
+        assert canonicalize(value) == data
+        assert parse_canonical(data) == value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"1.5",
+        b"-0.0",
+        b"[1.0]",
+        b'{"a":1.5}',
+        b'{"a":[0.5,1]}',
+        b"[1e+16]",
+        b"[1e-7]",
+        b'{"a":{"b":[2,-1.25e+30]}}',
+        b'{"a":"x","b":1.5,"c":"y"}',
+    ],
+    ids=repr,
+)
+def test_floats_in_the_encoders_own_form_are_refused(data: bytes) -> None:
+    # these bytes survive an orjson round trip unchanged: the float check must catch them
+    import orjson
+
+    assert orjson.dumps(orjson.loads(data), option=orjson.OPT_SORT_KEYS) == data
+    with pytest.raises(InvalidInputError) as e:
+        parse_canonical(data)
+    assert e.value.code == "input.float"
+
+
+def test_float_lookalikes_inside_strings_are_accepted() -> None:
+    data = b'{"a":"x:1.5,","at":"2025-03-01T08:00:00.125Z","b":[1,"2e+5]"]}'
+    assert parse_canonical(data) == {
+        "a": "x:1.5,",
+        "at": "2025-03-01T08:00:00.125Z",
+        "b": [1, "2e+5]"],
+    }
