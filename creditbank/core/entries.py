@@ -180,7 +180,15 @@ def sign_entry(unsigned: Mapping[str, Any], signer: Signer) -> bytes:
     return raw
 
 
-def _check_envelope(obj: Mapping[str, Any], *, check_sig: bool = True) -> None:
+#: issuer and key id strings already found well-formed (most entries repeat a few of them);
+#: cleared when it grows past _VALID_MAX so that hostile input cannot grow it without bound
+_VALID_IDS: set[str] = set()
+_VALID_KEY_IDS: set[str] = set()
+_VALID_MAX: Final = 4096
+
+
+def _check_envelope(obj: Mapping[str, Any], *, check_sig: bool = True) -> datetime:
+    """Check the envelope fields; return the instant of ``at``."""
     if type(obj) is not dict and not isinstance(obj, Mapping):
         raise InvalidInputError("entry must be a JSON object", code="entry.not_object")
     v = obj.get("v")
@@ -194,15 +202,28 @@ def _check_envelope(obj: Mapping[str, Any], *, check_sig: bool = True) -> None:
         )
     if obj["type"] not in ENTRY_TYPES:
         raise InvalidInputError(f"unknown entry type {obj['type']!r}", code="entry.unknown_type")
-    if not isinstance(obj["issuer"], str) or not _ID_RE.fullmatch(obj["issuer"]):
-        raise InvalidInputError("issuer must be an institution id", code="entry.issuer")
-    if not isinstance(obj["key_id"], str) or not _KEY_ID_RE.fullmatch(obj["key_id"]):
-        raise InvalidInputError("key_id must be ed25519:<16 hex>", code="entry.key_id")
-    parse_time(obj["at"])
+    issuer, key_id = obj["issuer"], obj["key_id"]
+    if type(issuer) is not str or issuer not in _VALID_IDS:
+        if not isinstance(issuer, str) or not _ID_RE.fullmatch(issuer):
+            raise InvalidInputError("issuer must be an institution id", code="entry.issuer")
+        _remember(_VALID_IDS, issuer)
+    if type(key_id) is not str or key_id not in _VALID_KEY_IDS:
+        if not isinstance(key_id, str) or not _KEY_ID_RE.fullmatch(key_id):
+            raise InvalidInputError("key_id must be ed25519:<16 hex>", code="entry.key_id")
+        _remember(_VALID_KEY_IDS, key_id)
+    at = parse_time(obj["at"])
     if not isinstance(obj["body"], dict):
         raise InvalidInputError("body must be a JSON object", code="entry.body")
     if check_sig and not isinstance(obj["sig"], str):
         raise InvalidInputError("sig must be base64 text", code="entry.bad_sig")
+    return at
+
+
+def _remember(seen: set[str], text: str) -> None:
+    if type(text) is str:  # not a subclass: equality and hashing are str's own
+        if len(seen) >= _VALID_MAX:
+            seen.clear()
+        seen.add(text)
 
 
 _MISSING: Final = object()
@@ -217,31 +238,32 @@ def parse_entry(raw: bytes) -> Entry:
         NonCanonicalError: if the bytes are not RFC 8785 canonical.
         InvalidInputError: for any other malformation.
     """
-    obj, sig = _parse_entry_object(raw)
+    obj, sig, _ = _parse_entry_object(raw)
     return Entry(obj["type"], obj["issuer"], obj["key_id"], obj["at"], obj["body"], sig, bytes(raw))
 
 
-def parse_entry_fields(raw: bytes) -> tuple[dict[str, Any], bytes, bytes | None]:
+def parse_entry_fields(raw: bytes) -> tuple[dict[str, Any], bytes, bytes | None, datetime]:
     """:func:`parse_entry` without building an :class:`Entry`, for bulk checks (the audit).
 
     After exactly the checks of :func:`parse_entry`, returns the entry's JSON object, its
-    signature, and the bytes the signature covers (``Entry.signed_bytes``), or None where
-    ``Entry.signed_bytes`` would raise (the ``sig`` member is not unique in the bytes).
+    signature, the bytes the signature covers (``Entry.signed_bytes``), or None where
+    ``Entry.signed_bytes`` would raise (the ``sig`` member is not unique in the bytes), and
+    the instant of ``at`` (``Entry.at_time``).
 
     Raises:
         As :func:`parse_entry`.
     """
     raw = bytes(raw)
-    obj, sig = _parse_entry_object(raw)
+    obj, sig, at = _parse_entry_object(raw)
     # obj["sig"] is the canonical base64 of sig (checked), so this is signed_part(raw, sig)
     member = b',"sig":"' + obj["sig"].encode("ascii") + b'"'
     pos = raw.find(member)
     if pos < 0 or raw.find(member, pos + 1) >= 0:
-        return obj, sig, None
-    return obj, sig, raw[:pos] + raw[pos + len(member) :]
+        return obj, sig, None, at
+    return obj, sig, raw[:pos] + raw[pos + len(member) :], at
 
 
-def _parse_entry_object(raw: bytes) -> tuple[dict[str, Any], bytes]:
+def _parse_entry_object(raw: bytes) -> tuple[dict[str, Any], bytes, datetime]:
     if len(raw) > MAX_ENTRY_SIZE:
         raise TooLargeError(f"entry of {len(raw)} bytes exceeds {MAX_ENTRY_SIZE}")
     obj: Any = _MISSING
@@ -254,8 +276,8 @@ def _parse_entry_object(raw: bytes) -> tuple[dict[str, Any], bytes]:
         obj = parse_canonical(bytes(raw), max_size=MAX_ENTRY_SIZE)
     if not isinstance(obj, dict):
         raise InvalidInputError("entry must be a JSON object", code="entry.not_object")
-    _check_envelope(obj)
-    return obj, _sig_bytes(obj["sig"])
+    at = _check_envelope(obj)
+    return obj, _sig_bytes(obj["sig"]), at
 
 
 def _sig_bytes(text: str) -> bytes:

@@ -163,7 +163,7 @@ def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) 
         leaf_bad: list[int] = []
         errors: list[tuple[int, str]] = []
         events: list[Segment | Single] = []
-        groups: dict[tuple[str, str], list[Any]] = {}
+        groups: dict[tuple[str, str], list[datetime]] = {}
         seg_start = start
         sha256, parse, add_leaf, group_of = _sha256, parse_entry_fields, leaves.append, groups.get
         for idx, data, stored_leaf in rows:
@@ -172,7 +172,7 @@ def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) 
             if h != stored_leaf:
                 leaf_bad.append(idx)
             try:
-                obj, sig, msg = parse(data)
+                obj, sig, msg, t = parse(data)
             except CreditBankError as err:
                 errors.append((idx, err.code))
                 continue
@@ -199,14 +199,11 @@ def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) 
                 continue
             g = group_of((issuer, key_id))
             if g is None:
-                k = _time_key(at)
-                groups[(issuer, key_id)] = [k, at, k, at]
-            elif at != g[1] and at != g[3]:
-                k = _time_key(at)
-                if k < g[0]:
-                    g[0], g[1] = k, at
-                elif k > g[2]:
-                    g[2], g[3] = k, at
+                groups[(issuer, key_id)] = [t, t]
+            elif t < g[0]:
+                g[0] = t
+            elif t > g[1]:
+                g[1] = t
         events.append(("s", seg_start, stop, _freeze(groups)))
         levels = _levels(leaves)
         node_problems, bad_nodes = _check_nodes(conn, start, levels)
@@ -222,21 +219,11 @@ def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) 
     )
 
 
-def _time_key(at: str) -> str:
-    """A string that sorts as the instant of ``at`` (valid, as parse_entry checked it):
-    ``YYYY-MM-DDTHH:MM:SS`` and six fraction digits. Cheaper than ``parse_time`` for the
-    plain ASCII form; anything else (other scripts' digits) goes through ``parse_time``."""
-    if at.isascii() and at[-1] == "Z" and (len(at) == 20 or at[19] == "."):
-        return at[:19] + at[20:-1].ljust(6, "0")
-    iso = parse_time(at).isoformat(timespec="microseconds")
-    return iso[:19] + iso[20:26]
-
-
 def _freeze(
-    groups: dict[tuple[str, str], list[Any]],
+    groups: dict[tuple[str, str], list[datetime]],
 ) -> dict[tuple[str, str], tuple[datetime, datetime]]:
-    """Earliest and latest time of each group, as ``parse_time`` gives them."""
-    return {k: (parse_time(v[1]), parse_time(v[3])) for k, v in groups.items()}
+    """Earliest and latest time of each group."""
+    return {k: (v[0], v[1]) for k, v in groups.items()}
 
 
 def _levels(leaves: list[bytes]) -> list[list[bytes]]:
