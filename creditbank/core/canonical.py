@@ -31,6 +31,8 @@ _BELOW_F0 = bytes(range(0xF0))
 _FLOAT_FRACTION = re.compile(rb"\.[0-9]+(?:e[-+][0-9]+)?[,}\]]")
 _FLOAT_EXPONENT = re.compile(rb"e[-+][0-9]+[,}\]]")
 _NUMBER_START = frozenset(b"-0123456789")
+#: every byte except "{", "[" and the lead bytes of 4-byte UTF-8 sequences
+_NOT_MARKS = bytes(b for b in range(0xF0) if b not in b"{[")
 
 
 def _check_value(value: Any, depth: int = 0) -> None:
@@ -170,13 +172,15 @@ def _parse_canonical_fast(data: bytes) -> Any:
     value = orjson.loads(data)
     if orjson.dumps(value, option=_ORJSON_JCS) != data:
         raise _Miss
-    if data.translate(None, _BELOW_F0):
-        raise _Miss
-    if (
+    marks = data.translate(None, _NOT_MARKS)  # every "{", "[" and 4-byte UTF-8 lead byte
+    if marks.strip(b"{[") or len(marks) > 32:
+        if marks.strip(b"{["):  # a character outside the BMP
+            raise _Miss
+        _check_value(value)  # deep enough to need the depth check
+    elif (
         _FLOAT_FRACTION.search(data) is not None
         or _FLOAT_EXPONENT.search(data) is not None
         or data[0] in _NUMBER_START
-        or data.count(b"{") + data.count(b"[") > 32
     ):
         _check_value(value)
     return value
