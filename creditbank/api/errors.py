@@ -20,7 +20,9 @@ request validation         400     FastAPI/pydantic validation of path, query or
 ``ForbiddenError``         403     credentials do not allow this
 ``NotFoundError``          404     no such resource (unknown routes too)
 ``ConflictError``          409     duplicate or conflicting state
-``StorageError``           503     the database is unavailable
+``StorageError``           503     the database is unavailable (``Retry-After``)
+driver connection errors   503     ``storage.unavailable``: the same, raised by the database
+                                   driver mid-request (server down, database dropped, ...)
 ``ConfigurationError``     500     the server is misconfigured
 anything else              500     ``internal``; no detail leaks
 =========================  ======  ============================================================
@@ -54,8 +56,11 @@ from creditbank.errors import (
     TooLargeError,
     VerificationError,
 )
+from creditbank.storage.engine import UNAVAILABLE
 
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
+#: seconds a client should wait before retrying a 503
+RETRY_AFTER_SECONDS: Final = 5
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +137,8 @@ def problem_for(exc: CreditBankError, instance: str | None = None) -> JSONRespon
     if isinstance(exc, ConversionRejected):
         extra["reasons"] = list(exc.reasons)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     detail = exc.message
     if status == 500:
         log.error("configuration error: %s", exc.message)
@@ -170,6 +177,19 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONR
     return problem(status, code, title, str(exc.detail), instance=request.url.path, headers=headers)
 
 
+async def _on_storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # what failed goes to the log, not to the client (it can name hosts and databases)
+    log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        503,
+        "storage.unavailable",
+        "Service unavailable",
+        "the database is unavailable; try again shortly",
+        instance=request.url.path,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal", "Internal error", "internal error", instance=request.url.path)
@@ -182,6 +202,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (CreditBankError, _on_domain_error),
         (RequestValidationError, _on_validation_error),
         (StarletteHTTPException, _on_http_error),
+        *((cls, _on_storage_unavailable) for cls in UNAVAILABLE),
         (Exception, _on_unexpected),
     ]
     for cls, handler in handlers:

@@ -47,6 +47,7 @@ from creditbank.errors import (
     VerificationError,
 )
 from creditbank.service.bank import Bank, init_home, open_bank
+from creditbank.storage.engine import UNAVAILABLE
 from creditbank.storage.token_repo import issue_token
 
 #: the uvicorn factory (an import string, so that the CLI does not import the API layer)
@@ -477,6 +478,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _err(f"error: {_one_line(e)} [{e.code}]")
         return _exit_code(e)
+    except UNAVAILABLE as e:
+        if state.verbose:
+            raise
+        _err(f"error: the database is unavailable: {_one_line(e)} [storage.unavailable]")
+        return EX_FAILURE
     except NoArgsIsHelpError:  # the help text is already printed
         return EX_USAGE
     except UsageError as e:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sqlite3
+from typing import Any, Final
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from creditbank.errors import ConfigurationError
+
+#: Errors that mean "the database cannot be reached, is gone or stays busy" rather than a bug in
+#: a statement: connection refused or dropped, server shut down, database dropped, the SQLite
+#: file unreadable or locked past the busy timeout, the pool exhausted. Raised through
+#: SQLAlchemy or, on the hot paths that use the driver cursor directly, by the drivers.
+UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 #: execution option: take the SQLite write lock when the transaction begins
 IMMEDIATE = "creditbank_immediate"
