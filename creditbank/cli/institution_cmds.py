@@ -1,9 +1,10 @@
 """``creditbank institution …`` and ``creditbank learner …``: operator commands.
 
 The institution's private key never reaches the bank: ``institution add`` and ``key-add``
-take the PUBLIC key, given as a key file made by ``creditbank keys generate`` (only its public
-part is used), a verifier key ``name+hex8+base64``, raw base64 of the 32-byte key, or a file
-holding either. Tokens are printed once, on stdout; notes go to stderr.
+take the PUBLIC key, given as a verifier key ``name+hex8+base64`` (the ``FILE.pub`` that
+``creditbank keys generate`` writes), raw base64 of the 32-byte key, or a file holding either.
+A private key file is refused (``key.private``): the bank never asks for one, so that no
+operator gets used to receiving them. Tokens are printed once, on stdout; notes go to stderr.
 
 Registered on the main app by one import line in :mod:`creditbank.cli.main`.
 """
@@ -22,7 +23,6 @@ from creditbank.core.signing import (
     b64decode,
     entry_key_id,
     load_public_key,
-    parse_signer_key,
     parse_verifier_key,
 )
 from creditbank.errors import CreditBankError, InvalidInputError
@@ -44,7 +44,8 @@ def read_public_key(value: str) -> bytes:
     """The raw Ed25519 public key given by ``value`` (see the module docstring).
 
     Raises:
-        InvalidInputError: ``key.public`` if no key can be read from it.
+        InvalidInputError: ``key.private`` for a private key; ``key.public`` if no public key
+            can be read from it.
     """
     text = value.strip()
     path = Path(text)
@@ -70,10 +71,11 @@ def read_public_key(value: str) -> bytes:
             raise InvalidInputError(f"{path} must hold exactly one key", code="key.public")
         text = lines[0]
     if text.startswith("PRIVATE+KEY+"):
-        try:
-            return parse_signer_key(text)[1].public_bytes
-        except CreditBankError as e:
-            raise InvalidInputError(f"bad key file: {e.message}", code="key.public") from e
+        raise InvalidInputError(
+            "this is a PRIVATE key, which must stay with the institution; give the bank the"
+            " public key instead (the .pub file that 'creditbank keys generate' wrote beside it)",
+            code="key.private",
+        )
     try:
         raw = b64decode(text, what="public key")
     except CreditBankError:

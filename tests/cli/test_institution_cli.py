@@ -88,9 +88,13 @@ def opened_bank(home: Settings) -> Iterator[Bank]:
 
 @pytest.fixture
 def key_file(tmp_path: Path) -> tuple[Path, Ed25519Signer]:
-    """An institution key file as ``creditbank keys generate`` writes it."""
+    """An institution's public key file (``FILE.pub``) beside its private key file, as
+    ``creditbank keys generate`` writes them; the path is that of the public one."""
     path = tmp_path / "inst" / "INS-X.key"
-    return path, generate_key_file(path, "INS-X")
+    signer = generate_key_file(path, "INS-X")
+    pub = path.with_name(path.name + ".pub")
+    pub.write_text(format_verifier_key("INS-X", signer.public_bytes) + "\n")
+    return pub, signer
 
 
 def add(cli: Callable[..., Result], iid: str, key: str, kind: str = "college") -> Result:
@@ -107,6 +111,13 @@ def test_public_keys_are_read_from_key_files_verifier_keys_and_base64(
     path, signer = key_file
     pub = signer.public_bytes
     assert read_public_key(str(path)) == pub
+    private = path.with_name("INS-X.key")
+    with pytest.raises(InvalidInputError) as refused:
+        read_public_key(str(private))  # the private key file beside it
+    assert refused.value.code == "key.private"
+    with pytest.raises(InvalidInputError) as refused:
+        read_public_key(private.read_text().strip())  # or its text
+    assert refused.value.code == "key.private"
     assert read_public_key(b64encode(pub)) == pub
     assert read_public_key(format_verifier_key("INS-X", pub)) == pub
     vkey = tmp_path / "INS-X.pub"
@@ -118,7 +129,7 @@ def test_public_keys_are_read_from_key_files_verifier_keys_and_base64(
     bad = {
         "short": b64encode(pub[:31]),
         "not base64": "???",
-        "garbage key file": "PRIVATE+KEY+x+00000000+AAAA",
+        "garbage": "PUBLIC+KEY+x+00000000+AAAA",
         "tampered verifier key": format_verifier_key("INS-X", pub).replace("INS-X", "INS-Y"),
     }
     empty = tmp_path / "empty.key"
@@ -160,6 +171,7 @@ def test_add_registers_the_public_key_only(
     add(cli, "INS Y", b64encode(other.public_bytes)).error(2, "registry.institution_id")
     add(cli, "INS-Y", "not-a-key").error(2, "key.public")
     add(cli, "INS-Y", str(path.parent / "missing.key")).error(2, "key.public")
+    add(cli, "INS-Y", str(path.with_name("INS-X.key"))).error(2, "key.private")
     assert bank.ledger.head().size == before + 1
 
 
