@@ -46,7 +46,7 @@ from creditbank.errors import (
     RootMismatchError,
     VerificationError,
 )
-from creditbank.service.bank import Bank, init_home, open_bank
+from creditbank.service.bank import Bank, init_home, migrate_home, open_bank
 from creditbank.storage.engine import UNAVAILABLE
 from creditbank.storage.token_repo import issue_token
 
@@ -165,6 +165,17 @@ def init(ctx: typer.Context) -> None:
         _out(f"issuer key: {entry_key_id(bank.issuer.public_bytes)}")
     finally:
         bank.close()
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Bring an initialised database's schema up to this version (back it up first)."""
+    settings = _state(ctx).settings()
+    before, after = migrate_home(settings)
+    if before == after:
+        _out(f"schema up to date ({after})")
+    else:
+        _out(f"schema migrated: {before} -> {after}")
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:

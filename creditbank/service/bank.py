@@ -25,7 +25,7 @@ from creditbank.service.ledger import Ledger
 from creditbank.service.records import RecordValidator
 from creditbank.storage import ledger_repo
 from creditbank.storage.engine import make_engine
-from creditbank.storage.migrate import is_initialised, upgrade
+from creditbank.storage.migrate import current_revision, is_initialised, known_revisions, upgrade
 
 
 @dataclass
@@ -87,8 +87,13 @@ def open_bank(
             f"log key is named {log_name!r} but the origin is {settings.origin!r}"
         )
     engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous, pool=pool)
-    if not is_initialised(engine):
-        raise ConfigurationError("database is not initialised; run `creditbank init`")
+    try:
+        if not is_initialised(engine):
+            raise ConfigurationError("database is not initialised; run `creditbank init`")
+        check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     clk = clock or SystemClock()
     ledger = Ledger(
         engine,
@@ -100,6 +105,51 @@ def open_bank(
         validator=RecordValidator(clk, settings.bank_id) if validate_records else None,
     )
     return Bank(settings, engine, ledger, issuer, log_signer, clk)
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a database whose schema is not the one this code ships (older or newer).
+
+    Raises:
+        ConfigurationError: with what to do about it.
+        StorageError: if the database cannot be reached.
+    """
+    current, known = current_revision(engine), known_revisions()
+    if current == known[-1]:
+        return
+    if current in known:
+        raise ConfigurationError(
+            f"the database schema is at {current}; this creditbank needs {known[-1]}:"
+            " run `creditbank migrate` (back the database up first)"
+        )
+    raise ConfigurationError(
+        f"the database schema is at {current!r}, which this creditbank does not know"
+        " (was it migrated by a newer version?)"
+    )
+
+
+def migrate_home(settings: Settings) -> tuple[str | None, str]:
+    """Upgrade the home's database schema to the newest this code ships: (before, after).
+
+    Raises:
+        ConfigurationError: if the database is not initialised, or is newer than this code.
+        StorageError: if the database cannot be reached or migrated.
+    """
+    if not settings.database_url and not (settings.home / "creditbank.db").is_file():
+        raise ConfigurationError(f"no database in {settings.home}; run `creditbank init`")
+    engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous, pool=False)
+    try:
+        if not is_initialised(engine):
+            raise ConfigurationError("database is not initialised; run `creditbank init`")
+        before, known = current_revision(engine), known_revisions()
+        if before not in known:
+            raise ConfigurationError(
+                f"the database schema is at {before!r}, which this creditbank does not know"
+            )
+        upgrade(engine)
+        return before, known[-1]
+    finally:
+        engine.dispose()
 
 
 def init_home(

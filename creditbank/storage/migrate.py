@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -14,14 +17,39 @@ from creditbank.errors import StorageError
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+@cache
+def known_revisions() -> tuple[str, ...]:
+    """Every revision this code ships, oldest first (the last is the head)."""
+    script = ScriptDirectory.from_config(_config())
+    return tuple(reversed([r.revision for r in script.walk_revisions()]))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: no migration ever ran).
+
+    Raises:
+        StorageError: if the database cannot be reached.
+    """
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot reach the database: {_first_line(e)}") from e
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema up to ``revision``.
 
     Raises:
         StorageError: if the database cannot be reached or migrated.
     """
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg = _config()
     try:
         with engine.connect() as conn:
             cfg.attributes["connection"] = conn

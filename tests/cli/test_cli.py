@@ -28,6 +28,7 @@ from creditbank.config import Settings
 from creditbank.core import merkle
 from creditbank.core.checkpoint import verify_checkpoint
 from creditbank.core.signing import parse_verifier_key
+from creditbank.errors import ConfigurationError
 from creditbank.service.bank import Bank, open_bank
 from creditbank.service.keys import ISSUER_KEY, LOG_KEY
 from creditbank.storage.token_repo import lookup_token
@@ -549,3 +550,64 @@ def test_unreachable_database_on_an_existing_home(
               global_flags=False)
     assert res.code == 1
     assert res.one_error_line().endswith("[storage.unavailable]")
+
+
+# -- schema versions ----------------------------------------------------------------------------
+def test_an_older_schema_is_refused_until_migrated(
+    cli: Callable[..., Result], settings: Settings, bank: Bank
+) -> None:
+    from alembic import command
+
+    from creditbank.service.bank import open_bank
+    from creditbank.storage import migrate
+    from creditbank.storage.engine import make_engine
+
+    known = migrate.known_revisions()
+    assert len(known) >= 2
+    head, previous = known[-1], known[-2]
+    size = bank.ledger.head().size
+    bank.close()
+    engine = make_engine(settings.db_url, pool=False)
+    try:  # as if this home was made by the version before the newest migration
+        cfg = migrate._config()
+        with engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, previous)
+            conn.commit()
+        assert migrate.current_revision(engine) == previous
+    finally:
+        engine.dispose()
+
+    line = cli("log", "checkpoint").one_error_line()
+    assert cli("log", "checkpoint").code == 2
+    assert f"at {previous}" in line
+    assert head in line
+    assert "creditbank migrate" in line
+    with pytest.raises(ConfigurationError):
+        open_bank(settings)
+
+    res = cli("migrate")
+    assert res.code == 0, res.err
+    assert res.out.strip() == f"schema migrated: {previous} -> {head}"
+    assert cli("migrate").out.strip() == f"schema up to date ({head})"
+    reopened = open_bank(settings, pool=False)
+    try:
+        assert reopened.ledger.head().size == size  # the log is untouched
+    finally:
+        reopened.close()
+
+
+def test_a_newer_or_unknown_schema_is_refused(
+    cli: Callable[..., Result], settings: Settings, bank: Bank
+) -> None:
+    with bank.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    bank.close()
+    line = cli("log", "checkpoint").one_error_line()
+    assert "9999_from_the_future" in line
+    assert "does not know" in line
+    assert "9999_from_the_future" in cli("migrate").one_error_line()
+
+
+def test_migrate_needs_an_initialised_home(cli: Callable[..., Result]) -> None:
+    assert "creditbank init" in cli("migrate").one_error_line()
