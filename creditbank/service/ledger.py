@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -43,6 +44,11 @@ from creditbank.storage.engine import IMMEDIATE
 
 #: most entries accepted in one request
 MAX_BATCH = 10_000
+#: how far a new entry's claimed signing time may be ahead of the bank's clock
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: how old a new entry's claimed signing time may be (a signing client that was offline, a
+#: journal resumed days later); older entries must be signed again
+MAX_SIGNATURE_AGE = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,8 @@ class Ledger:
         clock: Clock,
         checkpoint_interval: float = 1.0,
         validator: Validator | None = None,
+        max_clock_skew: timedelta = MAX_CLOCK_SKEW,
+        max_signature_age: timedelta = MAX_SIGNATURE_AGE,
     ) -> None:
         self.engine = engine
         self.bank_id = bank_id
@@ -96,6 +104,8 @@ class Ledger:
         self.clock = clock
         self.checkpoint_interval = checkpoint_interval
         self.validator = validator
+        self.max_clock_skew = max_clock_skew
+        self.max_signature_age = max_signature_age
         self._registry: Registry | None = None
         self._registry_count = -1
         self._mutex = threading.Lock()
@@ -105,6 +115,27 @@ class Ledger:
     # -- helpers --------------------------------------------------------------------------
     def _now(self) -> str:
         return format_time(self.clock.now())
+
+    def _check_signing_time(self, e: Entry, now: datetime) -> None:
+        """A new entry's claimed signing time must be near the bank's clock: not ahead of it
+        by more than the allowed skew, not older than the allowed age. Key validity is judged
+        at the claimed time, so without this a holder of a revoked key could backdate.
+
+        Raises:
+            InvalidInputError: ``entry.at_future`` or ``entry.at_stale``.
+        """
+        at = e.at_time
+        if at > now + self.max_clock_skew:
+            raise InvalidInputError(
+                f"signed at {e.at}, ahead of the bank's clock by more than"
+                f" {self.max_clock_skew}; check the signer's clock",
+                code="entry.at_future",
+            )
+        if at < now - self.max_signature_age:
+            raise InvalidInputError(
+                f"signed at {e.at}, more than {self.max_signature_age} ago; sign it again",
+                code="entry.at_stale",
+            )
 
     def _pub(self, raw: bytes) -> Ed25519PublicKey:
         key = self._pubkeys.get(raw)
@@ -281,6 +312,7 @@ class Ledger:
         out: list[AppendOutcome] = []
         rows: list[dict[str, Any]] = []
         problems: list[dict[str, object]] = list(prep.failed.values())
+        clock_now = self.clock.now()
         batch_seen: dict[bytes, int] = {}
         for i, (e, h) in enumerate(zip(entries, hashes, strict=True)):
             if i in prep.failed:
@@ -290,6 +322,7 @@ class Ledger:
                 out.append(AppendOutcome(dup, h, True))
                 continue
             try:
+                self._check_signing_time(e, clock_now)
                 pub = work.authorize(e)
                 if verified.get(i) != pub:
                     verify_signature(self._pub(pub), e.signed_bytes, e.sig)

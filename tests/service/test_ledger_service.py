@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ from creditbank.errors import (
 )
 from creditbank.service.bank import Bank
 from creditbank.service.clock import FixedClock
-from creditbank.service.ledger import GroupCommitter
+from creditbank.service.ledger import MAX_CLOCK_SKEW, MAX_SIGNATURE_AGE, GroupCommitter
 from creditbank.storage import ledger_repo
 
 INST = Ed25519Signer.from_seed(bytes(range(32)))
@@ -181,6 +181,67 @@ def test_revoked_key_refused_after_effective_time_only(svc_bank: Bank, clock: Fi
         svc_bank.ledger.append([late])
     assert ei.value.items[0]["code"] == "verify.revoked"
     assert svc_bank.ledger.append([early])[0].duplicate is False
+
+
+def _record_at(bank: Bank, n: int, at: datetime) -> bytes:
+    unsigned = build_entry("record.posted", "INS-A", INST_KID, at, {"record_id": f"R{n}", "n": n})
+    return sign_entry(unsigned, INST)
+
+
+def test_signing_time_must_be_near_the_bank_clock(svc_bank: Bank, clock: FixedClock) -> None:
+    register(svc_bank)
+    skew, age = MAX_CLOCK_SKEW, MAX_SIGNATURE_AGE
+    clock.advance(int(age.total_seconds()) + 3600)  # the key is older than the oldest bound
+    now = clock.now()
+    before = state(svc_bank)
+    for at, code in (
+        (now + skew + timedelta(microseconds=1), "entry.at_future"),
+        (now + timedelta(days=365), "entry.at_future"),
+        (now - age - timedelta(microseconds=1), "entry.at_stale"),
+        (now - timedelta(days=3650), "entry.at_stale"),
+    ):
+        with pytest.raises(BatchRejected) as ei:
+            svc_bank.ledger.append([record(svc_bank, 0), _record_at(svc_bank, 1, at)])
+        assert [(p["index"], p["code"]) for p in ei.value.items] == [(1, code)]
+        assert state(svc_bank) == before  # the good entry beside it is not written either
+    # the bounds themselves are accepted
+    edge = [_record_at(svc_bank, 2, now + skew), _record_at(svc_bank, 3, now - age)]
+    first = svc_bank.ledger.append(edge)
+    assert [o.duplicate for o in first] == [False, False]
+    # a re-post of an entry already in the log stays idempotent however old it has become
+    clock.advance(int(age.total_seconds()) * 2)
+    again = svc_bank.ledger.append(edge)
+    assert [(o.index, o.duplicate) for o in again] == [(o.index, True) for o in first]
+
+
+def test_a_revoked_key_cannot_backdate_beyond_the_signature_age(
+    svc_bank: Bank, clock: FixedClock
+) -> None:
+    """Key validity is judged at the claimed signing time; the age bound keeps a holder of a
+    revoked key from claiming any time before the revocation (only the last
+    MAX_SIGNATURE_AGE, which the operator covers by setting effective_at that far back)."""
+    register(svc_bank)
+    clock.advance(int(MAX_SIGNATURE_AGE.total_seconds()) + 3600)
+    effective = clock.now() - MAX_SIGNATURE_AGE
+    svc_bank.ledger.append(
+        [
+            svc_bank.bank_entry(
+                "institution.key_revoked",
+                {
+                    "institution_id": "INS-A",
+                    "key_id": INST_KID,
+                    "effective_at": format_time(effective),
+                    "reason": "laptop stolen",
+                },
+            )
+        ]
+    )
+    codes = set()
+    for at in (effective - timedelta(seconds=1), effective, clock.now()):
+        with pytest.raises(BatchRejected) as ei:
+            svc_bank.ledger.append([_record_at(svc_bank, 9, at)])
+        codes.add(ei.value.items[0]["code"])
+    assert codes == {"entry.at_stale", "verify.revoked"}
 
 
 def test_failed_request_in_group_commit_leaves_others_intact(svc_bank: Bank) -> None:
