@@ -76,9 +76,11 @@ def canonicalize(value: Any) -> bytes:
         out = orjson.dumps(value, option=_ORJSON_JCS)
         if not out.translate(None, _BELOW_F0):  # no character outside the BMP
             return out
+    except TypeError:  # orjson refuses str-subclass keys and lone surrogates: the reference
+        pass  # path below encodes the former and refuses the latter
+    try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, ValueError, TypeError) as e:
-        # orjson.JSONEncodeError is a TypeError: lone surrogates, foreign subclasses
         raise InvalidInputError(f"cannot canonicalize: {e}", code="input.json") from e
 
 

@@ -275,3 +275,16 @@ def test_float_lookalikes_inside_strings_are_accepted() -> None:
         "at": "2025-03-01T08:00:00.125Z",
         "b": [1, "2e+5]"],
     }
+
+
+def test_str_and_int_subclasses_encode_as_their_values() -> None:
+    import enum
+
+    class Kind(enum.StrEnum):
+        A = "a"
+
+    class Level(enum.IntEnum):
+        FIVE = 5
+
+    value = {Kind.A: Level.FIVE, "b": [Kind.A]}
+    assert canonicalize(value) == b'{"a":5,"b":["a"]}' == rfc8785.dumps({"a": 5, "b": ["a"]})
