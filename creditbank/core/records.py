@@ -57,6 +57,22 @@ ENTRY_SCHEMAS: Final[Mapping[str, str]] = MappingProxyType(
         "record.revoked": "record-revocation.v1.schema.json",
     }
 )
+#: The body schema of each bank-authored entry type (registry, rules, conversion), and the code
+#: a body that does not match it is refused with.
+BANK_ENTRY_SCHEMAS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "institution.registered": "institution-registered.v1.schema.json",
+        "institution.key_added": "institution-key-added.v1.schema.json",
+        "institution.key_revoked": "institution-key-revoked.v1.schema.json",
+        "institution.closed": "institution-closed.v1.schema.json",
+        "rules.published": "rules-published.v1.schema.json",
+        "conversion.decided": "conversion-decided.v1.schema.json",
+        "conversion.voided": "conversion-voided.v1.schema.json",
+    }
+)
+BANK_SCHEMA_CODES: Final[Mapping[str, str]] = MappingProxyType(
+    {"institution": "registry.schema", "rules": "rules.schema", "conversion": "conversion.schema"}
+)
 #: The payload schema of each record kind.
 PAYLOAD_SCHEMAS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -84,9 +100,10 @@ def _documents() -> Mapping[str, Mapping[str, Any]]:
         if doc.get("$id") != SCHEMA_BASE_URI + item.name:  # pragma: no cover - packaging bug
             raise RuntimeError(f"schema {item.name} has $id {doc.get('$id')!r}")
         docs[item.name] = MappingProxyType(doc)
-    missing = (set(ENTRY_SCHEMAS.values()) | set(PAYLOAD_SCHEMAS.values())) - set(docs)
+    wanted = set(ENTRY_SCHEMAS.values()) | set(PAYLOAD_SCHEMAS.values())
+    missing = (wanted | set(BANK_ENTRY_SCHEMAS.values())) - set(docs)
     if missing:  # pragma: no cover - packaging bug
-        raise RuntimeError(f"record schemas missing from the package: {sorted(missing)}")
+        raise RuntimeError(f"entry body schemas missing from the package: {sorted(missing)}")
     return MappingProxyType(docs)
 
 
@@ -94,7 +111,7 @@ def schema_names() -> tuple[str, ...]:
     """Names of the packaged schema files, sorted.
 
     Raises:
-        RuntimeError: if the package lacks a record schema (a packaging bug).
+        RuntimeError: if the package lacks an entry body schema (a packaging bug).
     """
     return tuple(sorted(_documents()))
 
@@ -227,7 +244,7 @@ def _has_float(value: Any) -> bool:
 
 def fast_accepts(entry_type: str, body: Mapping[str, Any]) -> bool:
     """True if the compiled fast validator accepts the body (no wording, no semantics)."""
-    name = ENTRY_SCHEMAS.get(entry_type)
+    name = ENTRY_SCHEMAS.get(entry_type) or BANK_ENTRY_SCHEMAS.get(entry_type)
     if name is None or _has_float(body):
         return False
     try:
@@ -323,6 +340,49 @@ def validate_record_body(entry_type: str, body: Mapping[str, Any], *, today: dat
             ],
         )
     _check_semantics(entry_type, instance, today)
+
+
+def validate_bank_body(entry_type: str, body: Mapping[str, Any]) -> None:
+    """Check the body of a bank-authored entry against its schema (:data:`BANK_ENTRY_SCHEMAS`).
+
+    The same machinery as :func:`validate_record_body` (strict integers, ECMA anchors, the
+    compiled fast path for valid bodies). Only the shape is checked here: what needs state (a
+    key id derived from its public key, a registered custodian, rules that fit the catalogue)
+    stays with the registry and the conversion service.
+
+    Raises:
+        InvalidInputError: ``registry.schema`` (``institution.*``), ``rules.schema``
+            (``rules.published``) or ``conversion.schema`` (``conversion.*``) if the body does
+            not match; the message names the JSON path, ``extra["path"]`` holds it and
+            ``extra["errors"]`` every violation found (up to 20). ``entry.no_schema`` if
+            ``entry_type`` is not a bank-authored type with a schema.
+    """
+    schema_name = BANK_ENTRY_SCHEMAS.get(entry_type)
+    if schema_name is None:
+        raise InvalidInputError(
+            f"{entry_type!r} is not a bank-authored entry type with a schema",
+            code="entry.no_schema",
+        )
+    code = BANK_SCHEMA_CODES[entry_type.split(".", 1)[0]]
+    if not isinstance(body, Mapping):
+        raise InvalidInputError(
+            f"{entry_type} body invalid at $: must be of type object", code=code, path="$"
+        )
+    instance = dict(body)
+    if fast_accepts(entry_type, instance):
+        return
+    errors = sorted(_validator(schema_name).iter_errors(instance), key=_error_key)
+    if errors:
+        primary = best_match(errors)
+        raise InvalidInputError(
+            f"{entry_type} body invalid at {primary.json_path}: {_describe(primary)}",
+            code=code,
+            path=primary.json_path,
+            errors=[
+                {"path": e.json_path, "code": code, "message": _describe(e)}
+                for e in errors[:_MAX_REPORTED_ERRORS]
+            ],
+        )
 
 
 def _check_semantics(entry_type: str, body: Mapping[str, Any], today: date) -> None:

@@ -14,6 +14,10 @@ Rules enforced for ``record.*`` entries (each a stable error code):
 * a correction names an existing record of the same owner and learner
   (``record.unknown_target``, ``record.learner_mismatch``); a revocation names an existing
   record and is recorded on its chain root, once (``record.already_revoked``).
+
+The bodies of bank-authored entries (``institution.*``, ``rules.published``,
+``conversion.*``) are checked against their schemas too (``registry.schema``,
+``rules.schema``, ``conversion.schema``; :func:`creditbank.core.records.validate_bank_body`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from creditbank.core.identity import (
     normalize_identity,
     verify_name_commitment,
 )
-from creditbank.core.records import validate_record_body
+from creditbank.core.records import BANK_ENTRY_SCHEMAS, validate_bank_body, validate_record_body
 from creditbank.core.registry import Registry
 from creditbank.errors import (
     ConflictError,
@@ -123,11 +127,17 @@ class RecordValidator:
     def precheck(self, entry: Entry) -> None:
         """The state-free part (schema, dates), run by the ledger outside the lock.
 
+        Record bodies and the bodies of bank-authored entries (registry, rules, conversion)
+        are checked against their schemas.
+
         Raises:
-            InvalidInputError: if the body does not match its schema.
+            InvalidInputError: if the body does not match its schema (``record.*``,
+                ``registry.schema``, ``rules.schema`` or ``conversion.schema``).
         """
         if entry.type in RECORD_TYPES:
             validate_record_body(entry.type, entry.body, today=self.clock.now().date())
+        elif entry.type in BANK_ENTRY_SCHEMAS:
+            validate_bank_body(entry.type, entry.body)
 
     def __call__(
         self,
@@ -137,11 +147,11 @@ class RecordValidator:
         idx: int,
         extra: Mapping[str, Any] | None,
     ) -> Admission:
+        if not self.prechecked:
+            self.precheck(entry)
         if entry.type not in RECORD_TYPES:
             learner = entry.body.get("learner")
             return Admission(subject=learner if isinstance(learner, str) else None)
-        if not self.prechecked:
-            self.precheck(entry)
         repeat = self._repeat(conn, entry)
         if repeat is not None:  # an identical re-post is answered before any other rule
             return repeat
