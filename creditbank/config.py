@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     bank_name_en: str = "Credit Bank"
     checkpoint_interval: float = Field(default=1.0, description="seconds from append to checkpoint")
     sqlite_synchronous: str = Field(default="FULL", description="SQLite synchronous pragma")
+    max_clock_skew_seconds: float = Field(
+        default=300, ge=0, description="how far a new entry's signing time may be ahead"
+    )
+    max_signature_age_seconds: float = Field(
+        default=7 * 86400, gt=0, description="how old a new entry's signing time may be"
+    )
     public_base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000

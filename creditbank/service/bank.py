@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -103,6 +104,8 @@ def open_bank(
         clock=clk,
         checkpoint_interval=settings.checkpoint_interval,
         validator=RecordValidator(clk, settings.bank_id) if validate_records else None,
+        max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
+        max_signature_age=timedelta(seconds=settings.max_signature_age_seconds),
     )
     return Bank(settings, engine, ledger, issuer, log_signer, clk)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from creditbank.config import Settings
 from creditbank.core import merkle
 from creditbank.core.checkpoint import verify_checkpoint
 from creditbank.core.entries import build_entry, format_time, sign_entry
@@ -23,7 +25,7 @@ from creditbank.errors import (
     InconsistentLogError,
     InvalidInputError,
 )
-from creditbank.service.bank import Bank
+from creditbank.service.bank import Bank, init_home
 from creditbank.service.clock import FixedClock
 from creditbank.service.ledger import MAX_CLOCK_SKEW, MAX_SIGNATURE_AGE, GroupCommitter
 from creditbank.storage import ledger_repo
@@ -320,3 +322,26 @@ def test_export_shape_is_exact_bytes(svc_bank: Bank) -> None:
     idx = svc_bank.ledger.append([raw])[0].index
     assert bytes(svc_bank.ledger.entry(idx).data) == raw
     assert json.loads(raw)["body"]["n"] == 1
+
+
+def test_the_signing_time_window_is_configurable(
+    settings_factory: Callable[..., Settings], clock: FixedClock
+) -> None:
+    settings = settings_factory(max_clock_skew_seconds=0, max_signature_age_seconds=3600)
+    bank = init_home(settings, clock=clock, validate_records=False)
+    try:
+        register(bank)
+        clock.advance(7200)
+        now = clock.now()
+        assert bank.ledger.append([_record_at(bank, 1, now - timedelta(seconds=3600))])
+        for at, code in (
+            (now - timedelta(seconds=3601), "entry.at_stale"),
+            (now + timedelta(microseconds=1), "entry.at_future"),
+        ):
+            with pytest.raises(BatchRejected) as ei:
+                bank.ledger.append([_record_at(bank, 2, at)])
+            assert ei.value.items[0]["code"] == code
+    finally:
+        bank.close()
+    with pytest.raises(ValueError, match="max_signature_age_seconds"):
+        settings_factory(max_signature_age_seconds=0)
