@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv python3-dev)
+# python; WeasyPrint (Pango, HarfBuzz subsetting: without it CJK renders 16x slower) and CJK
+# fonts; poppler (pdftoppm) and zbar for the PDF/QR tests; chromium for the page tests; wrk
+# for the HTTP benchmarks
+APT_PACKAGES=(python3-venv python3-dev libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+  fonts-noto-cjk poppler-utils qpdf zbar-tools chromium wrk)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

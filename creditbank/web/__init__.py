@@ -1,0 +1,1 @@
+"""Pages for people: server-rendered Jinja2, phone first, Chinese and English, HTML errors."""
