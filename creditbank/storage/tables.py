@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
 #: Tables whose rows are never updated or deleted (enforced by triggers on both engines).
@@ -240,3 +240,111 @@ class ConversionVoid(SQLModel, table=True):
 rule_publications_t = RulePublication.__table__  # type: ignore[attr-defined]
 conversion_decisions_t = ConversionDecision.__table__  # type: ignore[attr-defined]
 conversion_voids_t = ConversionVoid.__table__  # type: ignore[attr-defined]
+
+
+# -- issued documents (migration 0006_documents) ---------------------------------------------
+class StatusList(SQLModel, table=True):
+    """One Bitstring Status List: its size in bits and the next index to allocate (state)."""
+
+    __tablename__ = "status_lists"
+
+    list_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    next_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class Document(SQLModel, table=True):
+    """An issued transcript or certificate and its revocation state (mutable state)."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_learner", "learner_id"),
+        Index("ux_documents_entry", "entry_idx", unique=True),
+        Index("ux_documents_status", "status_list", "status_index", unique=True),
+    )
+
+    doc_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    learner_id: str = Field(sa_column=Column(String(40), nullable=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    #: the transcript.issued entry
+    entry_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status_list: int = Field(sa_column=Column(Integer, nullable=False))
+    status_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    credential_digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    pdf_digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    #: the published checkpoint size the evidence is proved against
+    checkpoint_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    item_count: int = Field(sa_column=Column(Integer, nullable=False))
+    issued_at: str = Field(sa_column=Column(String(40), nullable=False))
+    valid_until: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    revoked_at: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    revoked_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    revoked_by: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    #: the transcript.revoked entry
+    revocation_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class DocumentFile(SQLModel, table=True):
+    """The exact signed credential and PDF bytes of a document (never updated; erasable)."""
+
+    __tablename__ = "document_files"
+
+    doc_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    credential: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class DocumentItem(SQLModel, table=True):
+    """What a document covers, so a revocation or void finds the documents it affects.
+
+    ``item`` is ``record`` (a record version: its entry, owner and chain root), ``grant`` (a
+    grant of a decision: decision entry and grant number), ``decision`` (a whole decision) or
+    ``basis`` (a record chain a shown grant rests on). Append-only.
+    """
+
+    __tablename__ = "document_items"
+    __table_args__ = (
+        Index("ix_document_items_chain", "owner", "chain_root"),
+        Index("ix_document_items_entry", "entry_idx", "grant_no"),
+    )
+
+    doc_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    item: str = Field(sa_column=Column(String(16), nullable=False))
+    entry_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    grant_no: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    owner: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    chain_root: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+
+
+class ShareCode(SQLModel, table=True):
+    """A share code of a document, keyed by the SHA-256 of the normalised code (state).
+
+    Counts verifications (how many, when last) and never who.
+    """
+
+    __tablename__ = "share_codes"
+    __table_args__ = (
+        Index("ux_share_codes_code_id", "code_id", unique=True),
+        Index("ix_share_codes_doc", "doc_id"),
+    )
+
+    code_hash: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    #: a public handle for listing, extending and revoking (not the code)
+    code_id: str = Field(sa_column=Column(String(32), nullable=False))
+    doc_id: str = Field(sa_column=Column(String(40), nullable=False))
+    #: the code printed on the PDF (its QR) rather than one made later
+    on_document: bool = Field(sa_column=Column(Boolean, nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+    expires_at: str = Field(sa_column=Column(String(40), nullable=False))
+    revoked_at: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    verify_count: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_verified_at: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+
+
+status_lists_t = StatusList.__table__  # type: ignore[attr-defined]
+documents_t = Document.__table__  # type: ignore[attr-defined]
+document_files_t = DocumentFile.__table__  # type: ignore[attr-defined]
+document_items_t = DocumentItem.__table__  # type: ignore[attr-defined]
+share_codes_t = ShareCode.__table__  # type: ignore[attr-defined]
