@@ -178,17 +178,39 @@ def migrate(ctx: typer.Context) -> None:
         _out(f"schema migrated: {before} -> {after}")
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def uvicorn_options() -> dict[str, Any]:
+    """The uvicorn options of ``creditbank serve`` (``bench/bench_http.py`` serves its bare
+    baseline app with the same): uvloop and httptools (pinned), no per-request access log
+    (a reverse proxy in front logs requests; see docs/benchmarks.md for what it costs).
+    """
+    return {"loop": "uvloop", "http": "httptools", "access_log": False, "log_level": "info"}
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Run uvicorn with ``workers`` processes over the app factory.
+
+    Raises:
+        ConfigurationError: if the home is not ready, or ``workers`` > 1 on SQLite.
+    """
     import uvicorn
 
     bank = open_bank(settings, pool=False)  # fail here, in one line, if the home is not ready
+    sqlite = bank.engine.dialect.name == "sqlite"
     bank.close()
+    if workers > 1 and sqlite:
+        raise ConfigurationError(
+            "--workers > 1 needs PostgreSQL (set CREDITBANK_DATABASE_URL); the SQLite database"
+            " serves from one process",
+            code="config.workers_need_postgres",
+        )
     # the factory reads Settings from the environment; pass on what the flags changed
     os.environ["CREDITBANK_HOME"] = str(settings.home.resolve())
     os.environ["CREDITBANK_ORIGIN"] = settings.origin
     if settings.database_url:
         os.environ["CREDITBANK_DATABASE_URL"] = settings.database_url
-    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port)
+    uvicorn.run(
+        APP_FACTORY, factory=True, host=host, port=port, workers=workers, **uvicorn_options()
+    )
 
 
 @app.command()
@@ -198,10 +220,16 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="TCP port [CREDITBANK_PORT]")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="API worker processes (more than 1 needs PostgreSQL)"
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs); 127.0.0.1:8000 by default."""
+    """Serve the HTTP API and pages (OpenAPI at /docs); 127.0.0.1:8000 by default."""
     settings = _state(ctx).settings()
-    _serve(settings, host or settings.host, port or settings.port)
+    _serve(settings, host or settings.host, port or settings.port, workers)
 
 
 @app.command()
