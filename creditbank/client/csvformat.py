@@ -41,7 +41,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from creditbank.core.canonical import canonicalize
-from creditbank.core.identity import DOC_TYPES, IdentityDoc, name_commitment, normalize_identity
+from creditbank.core.identity import (
+    DOC_TYPES,
+    MAX_NAME_LENGTH,  # noqa: F401 - re-exported for the client's callers
+    IdentityDoc,
+    check_person_name,
+    name_commitment,
+    normalize_identity,
+)
 from creditbank.core.records import RECORD_KINDS, credits_to_centi, validate_record_body
 from creditbank.errors import CreditBankError, InvalidInputError
 
@@ -145,8 +152,6 @@ _INT_RE: Final = re.compile(r"[+-]?[0-9]+")
 _DECIMAL_RE: Final = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 _SHA256_RE: Final = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")
 MAX_FILE_ROWS: Final = 10_000_000
-#: the longest name the bank keeps on record
-MAX_NAME_LENGTH: Final = 200
 #: rows validated per task, and the smallest file worth validating in worker processes
 PARSE_CHUNK: Final = 2_000
 PARALLEL_MIN_ROWS: Final = 8_000
@@ -484,11 +489,10 @@ def _parse(number: int, fields: Mapping[str, Any], *, issuer: str, today: date) 
     name = fields.get("learner_name")
     if not isinstance(name, str) or not name.strip():
         raise _BadRowError("identity.name", "column learner_name is required")
-    if len(name) > MAX_NAME_LENGTH or not name.isprintable():
-        raise _BadRowError(
-            "identity.name",
-            f"column learner_name: at most {MAX_NAME_LENGTH} printable characters",
-        )
+    try:  # the bank's own rule (NFC; no control, bidi or unassigned characters; length)
+        check_person_name(name, "column learner_name")
+    except InvalidInputError as e:
+        raise _BadRowError("identity.name", e.message) from e
     id_type = _required(fields, "id_type")
     if id_type not in DOC_TYPES:
         raise _BadRowError(

@@ -359,6 +359,58 @@ def identity_lookup_key_from_prehashed(prehash: str, pepper: bytes) -> str:
     return hmac.new(pepper, message, hashlib.sha256).hexdigest()
 
 
+# --- personal names ------------------------------------------------------------------------
+#: the longest personal name the bank keeps (characters, after NFC)
+MAX_NAME_LENGTH: Final = 200
+#: general categories never allowed in a name: controls, surrogates, private use, unassigned,
+#: line and paragraph separators
+_NAME_BAD_CATEGORIES: Final = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: the only format characters (Cf) a name may hold: ZERO WIDTH NON-JOINER and JOINER, which
+#: some scripts need to spell a name; every bidi embedding, override, isolate and mark is Cf
+_NAME_ALLOWED_FORMAT: Final = frozenset({"\u200c", "\u200d"})
+
+
+def check_person_name(name: object, what: str = "name") -> str:
+    """The one validation of a personal name, in the bank (API, import) and the client.
+
+    A name is text of 1 to :data:`MAX_NAME_LENGTH` characters after NFC normalization, not
+    only white space, with no control character (U+0000-U+001F, U+007F-U+009F), no bidi
+    embedding, override, isolate or mark (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
+    U+061C: format characters, of which only ZWNJ and ZWJ are allowed), no unassigned,
+    private-use or surrogate code point and no line or paragraph separator. "Unassigned" is
+    judged by the Unicode version of Python's ``unicodedata`` (the same in bank and client).
+
+    Returns:
+        The name in NFC (what the bank stores; the commitment is over NFC anyway).
+
+    Raises:
+        InvalidInputError: ``identity.name`` naming the first offending character's code
+            point (never the name).
+    """
+    if not isinstance(name, str):
+        raise InvalidInputError(f"{what} must be text", code="identity.name")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInputError(f"{what} is not valid Unicode", code="identity.name") from e
+    nfc = unicodedata.normalize("NFC", name)
+    if not nfc.strip():
+        raise InvalidInputError(f"{what} must not be empty", code="identity.name")
+    if len(nfc) > MAX_NAME_LENGTH:
+        raise InvalidInputError(
+            f"{what} is longer than {MAX_NAME_LENGTH} characters", code="identity.name"
+        )
+    for ch in nfc:
+        cat = unicodedata.category(ch)
+        if cat in _NAME_BAD_CATEGORIES or (cat == "Cf" and ch not in _NAME_ALLOWED_FORMAT):
+            raise InvalidInputError(
+                f"{what} holds U+{ord(ch):04X} ({cat}): control, bidi, unassigned and"
+                " private-use characters are not allowed in a name",
+                code="identity.name",
+            )
+    return nfc
+
+
 # --- name commitments ----------------------------------------------------------------------
 def name_commitment(salt: bytes, name: str) -> str:
     """base64(SHA-256(salt ‖ UTF-8(NFC(name)))) as in DESIGN.md §2.

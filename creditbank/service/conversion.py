@@ -29,7 +29,8 @@ writes what it decided back into the log (docs/conversion-service.md):
 Writes are serialised by one conversion lock (a file lock in the home on SQLite, an advisory
 lock on PostgreSQL) held across read → decide → append, so two decisions never see the same
 state. Projections (``rule_publications``, ``conversion_decisions``, ``conversion_voids``) are
-written from the entries read back from the log and can always be completed later.
+written by the append, in the append's transaction (ADR 0007): a decision is either in the log
+and its projection, or in neither, so an error answer never hides a written decision.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ from creditbank.errors import (
 )
 from creditbank.service.bank import Bank
 from creditbank.service.ledger import AppendOutcome
+from creditbank.service.projection import conversion_row
 from creditbank.storage import conversion_repo as repo
+from creditbank.storage.engine import IMMEDIATE
 
 RULES_PUBLISHED: Final = "rules.published"
 DECIDED: Final = "conversion.decided"
@@ -611,55 +614,25 @@ def publish_rules(bank: Bank, publication: Publication) -> PublishResult:
 
 # -- projections ------------------------------------------------------------------------------
 def _sync(bank: Bank) -> int:
-    """Project every conversion entry not projected yet (call under the conversion lock)."""
+    """Project every conversion entry the projections lack (call under the conversion lock).
+
+    The append projects each entry in its own transaction (ADR 0007), so this only completes
+    a database written before that. It reads first and, only when behind, writes in a
+    transaction that takes the write lock when it begins (``BEGIN IMMEDIATE`` on SQLite).
+    """
+    bank_id = bank.settings.bank_id
+    with bank.engine.connect() as conn:
+        if repo.last_conversion_entry(conn, bank_id) <= repo.projected_until(conn):
+            return 0
     added = 0
-    with bank.engine.begin() as conn:
+    with bank.engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
         after = repo.projected_until(conn)
         for row in repo.entries_after(conn, after):
             entry = json.loads(bytes(row.data))
-            if entry["issuer"] != bank.settings.bank_id:
+            if entry["issuer"] != bank_id:
                 continue  # only bank-authored conversion entries count
-            body = entry["body"]
-            idx = int(row.idx)
-            if row.type == RULES_PUBLISHED:
-                repo.insert_publication(
-                    conn,
-                    {
-                        "entry_idx": idx,
-                        "digest": hashlib.sha256(canonicalize(body)).digest(),
-                        "rule_count": len(body["rules"]),
-                        "published_at": str(row.at),
-                    },
-                )
-            elif row.type == DECIDED:
-                repo.insert_decision(
-                    conn,
-                    {
-                        "entry_idx": idx,
-                        "application_id": body["application_id"],
-                        "learner_id": body["learner"],
-                        "app_type": body["type"],
-                        "program_id": body.get("program_id"),
-                        "certificate_type_id": body.get("certificate_type_id"),
-                        "applied_on": body["applied_on"],
-                        "rules_idx": body["rules_entry"],
-                        "credits_centi": body["credits_centi"],
-                        "grant_count": len(body["grants"]),
-                        "decided_at": str(row.at),
-                    },
-                )
-            else:
-                repo.insert_void(
-                    conn,
-                    {
-                        "entry_idx": idx,
-                        "decision_idx": body["decision_entry"],
-                        "grant_no": body["grant_no"],
-                        "learner_id": body["learner"],
-                        "voided_at": body["voided_at"],
-                        "revocation_idx": body["revocation_entry"],
-                    },
-                )
+            table, values = conversion_row(int(row.idx), str(row.type), str(row.at), entry["body"])
+            conn.execute(table.insert().values(**values))
             added += 1
     return added
 
@@ -667,7 +640,9 @@ def _sync(bank: Bank) -> int:
 def ensure_synced(bank: Bank) -> None:
     """Complete the projections if the log holds conversion entries they lack."""
     with bank.engine.connect() as conn:
-        behind = repo.last_conversion_entry(conn) > repo.projected_until(conn)
+        behind = repo.last_conversion_entry(conn, bank.settings.bank_id) > repo.projected_until(
+            conn
+        )
     if behind:
         with conversion_lock(bank):
             _sync(bank)

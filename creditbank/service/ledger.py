@@ -203,6 +203,8 @@ class Ledger:
                     pending_rows: list[dict[str, Any]] = []
                     pending_nodes: list[tuple[int, int, bytes]] = []
                     seen: dict[bytes, int] = {}
+                    #: index -> leaf hash of the rows appended earlier in this transaction
+                    pending_hashes: dict[int, bytes] = {}
                     for n, prep in enumerate(prepared):
                         if isinstance(prep, CreditBankError):
                             results.append(prep)
@@ -211,7 +213,7 @@ class Ledger:
                         savepoint = conn.begin_nested() if self.validator else None
                         try:
                             out, rows, work_reg = self._sequence(
-                                conn, prep, registry, size, seen, now, req_extras
+                                conn, prep, registry, size, seen, now, req_extras, pending_hashes
                             )
                         except CreditBankError as e:
                             if savepoint is not None:
@@ -227,6 +229,7 @@ class Ledger:
                         pending_rows.extend(rows)
                         for r in rows:
                             seen[r["leaf_hash"]] = r["idx"]
+                            pending_hashes[r["idx"]] = r["leaf_hash"]
                         if work_reg is not registry:
                             registry = work_reg
                             reg_count += sum(1 for r in rows if r["type"] in REGISTRY_TYPES)
@@ -298,8 +301,14 @@ class Ledger:
         seen: dict[bytes, int],
         now: str,
         extras: Sequence[Mapping[str, Any] | None] | None = None,
+        pending_hashes: Mapping[int, bytes] | None = None,
     ) -> tuple[list[AppendOutcome], list[dict[str, Any]], Registry]:
-        """Authorize and number one request's entries on top of ``size`` (under the lock)."""
+        """Authorize and number one request's entries on top of ``size`` (under the lock).
+
+        A duplicate is answered with the index and leaf hash of the STORED entry it repeats
+        (an identical re-post, or the same record content signed again at another time), so
+        the answer always verifies against an inclusion proof at that index.
+        """
         entries, verified = prep.entries, prep.verified
         begin = getattr(self.validator, "begin", None)
         if begin is not None:
@@ -314,6 +323,8 @@ class Ledger:
         problems: list[dict[str, object]] = list(prep.failed.values())
         clock_now = self.clock.now()
         batch_seen: dict[bytes, int] = {}
+        #: positions in ``out`` of duplicates found by content, whose stored hash differs
+        restate: list[int] = []
         for i, (e, h) in enumerate(zip(entries, hashes, strict=True)):
             if i in prep.failed:
                 continue
@@ -332,6 +343,7 @@ class Ledger:
                     extra = extras[i] if extras is not None and i < len(extras) else None
                     adm = self.validator(conn, e, work, idx, extra)
                     if adm.duplicate_of is not None:
+                        restate.append(len(out))
                         out.append(AppendOutcome(adm.duplicate_of, h, True))
                         continue
                     subject = adm.subject
@@ -360,6 +372,14 @@ class Ledger:
                 abort()
             problems.sort(key=lambda p: int(str(p["index"])))
             raise BatchRejected(f"{len(problems)} of {len(entries)} entries rejected", problems)
+        if restate:
+            known = {r["idx"]: r["leaf_hash"] for r in rows}
+            known.update(pending_hashes or {})
+            lookup = [out[p].index for p in restate if out[p].index not in known]
+            if lookup:
+                known.update(repo.leaf_hashes_at(conn, lookup))
+            for p in restate:
+                out[p] = AppendOutcome(out[p].index, known[out[p].index], True)
         finish = getattr(self.validator, "finish", None)
         if finish is not None:
             finish(conn)
@@ -406,7 +426,9 @@ class Ledger:
         note = sign_checkpoint(
             Checkpoint(self.origin, head.size, head.root, ()), self.origin, self.log_signer
         )
-        cp = repo.StoredCheckpoint(head.size, head.root, note, now)
+        cp = repo.StoredCheckpoint(
+            head.size, head.root, note, now, None if last is None else last.size
+        )
         repo.insert_checkpoint(conn, cp)
         return cp
 

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 from creditbank.core.canonical import canonicalize
 from creditbank.core.entries import Entry, format_time
 from creditbank.core.identity import (
+    check_person_name,
     identity_lookup_key,
     identity_lookup_key_from_prehashed,
     normalize_identity,
@@ -51,6 +52,15 @@ from creditbank.errors import (
 )
 from creditbank.service.clock import Clock
 from creditbank.service.ledger import Admission
+from creditbank.service.projection import (
+    CONVERSION_TYPES,
+    DECIDED,
+    VOIDED,
+    conversion_row,
+    record_row,
+    revocation_row,
+)
+from creditbank.storage import conversion_repo as cr
 from creditbank.storage import records_repo as rr
 
 RECORD_TYPES = frozenset({"record.posted", "record.corrected", "record.revoked"})
@@ -82,6 +92,9 @@ class RecordValidator:
     _learners: dict[str, Any] = field(default_factory=dict)
     _pending_records: list[dict[str, Any]] = field(default_factory=list)
     _pending_names: list[tuple[int, str, str]] = field(default_factory=list)
+    _pending_conversions: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    #: application ids and (decision, grant) pairs taken by this request's pending rows
+    _pending_keys: set[object] = field(default_factory=set)
 
     def begin(self, conn: Connection, entries: Sequence[Entry]) -> None:
         """Read in two queries every record and learner the request's entries refer to."""
@@ -107,11 +120,14 @@ class RecordValidator:
         rr.insert_records(conn, self._pending_records)
         for idx, learner, name in self._pending_names:
             rr.insert_record_name(conn, idx, learner, name)
+        for table, row in self._pending_conversions:
+            conn.execute(table.insert().values(**row))
         self.abort()
 
     def abort(self) -> None:
         self._records, self._learners = {}, {}
         self._pending_records, self._pending_names = [], []
+        self._pending_conversions, self._pending_keys = [], set()
 
     def _get_record(self, conn: Connection, owner: str, record_id: str) -> Any:
         key = (owner, record_id)
@@ -151,6 +167,8 @@ class RecordValidator:
             self.precheck(entry)
         if entry.type not in RECORD_TYPES:
             learner = entry.body.get("learner")
+            if entry.type in CONVERSION_TYPES and entry.issuer == self.bank_id:
+                self._project_conversion(conn, entry, idx)
             return Admission(subject=learner if isinstance(learner, str) else None)
         repeat = self._repeat(conn, entry)
         if repeat is not None:  # an identical re-post is answered before any other rule
@@ -159,6 +177,33 @@ class RecordValidator:
         if entry.type == "record.revoked":
             return self._revoke(conn, entry, owner, idx)
         return self._post(conn, entry, owner, idx, extra)
+
+    def _project_conversion(self, conn: Connection, entry: Entry, idx: int) -> None:
+        """Project a bank-authored rules/conversion entry in the append's transaction (ADR
+        0007), refusing what its projection's unique keys would refuse.
+
+        Raises:
+            ConflictError: ``conversion.application_conflict`` (an application id decided
+                before) or ``conversion.void_conflict`` (a grant voided before).
+        """
+        table, row = conversion_row(idx, entry.type, entry.at, entry.body)
+        key: object = None
+        taken = False
+        if entry.type == DECIDED:
+            key = ("app", row["application_id"])
+            taken = bool(cr.decisions_by_applications(conn, [row["application_id"]]))
+            code, what = "conversion.application_conflict", f"application {row['application_id']}"
+        elif entry.type == VOIDED:
+            key = ("void", row["decision_idx"], row["grant_no"])
+            taken = cr.void_exists(conn, row["decision_idx"], row["grant_no"])
+            code, what = "conversion.void_conflict", f"grant {row['grant_no']} of entry " + str(
+                row["decision_idx"]
+            )
+        if key is not None and (taken or key in self._pending_keys):
+            raise ConflictError(f"{what} is already in the log", code=code)
+        if key is not None:
+            self._pending_keys.add(key)
+        self._pending_conversions.append((table, row))
 
     def _repeat(self, conn: Connection, entry: Entry) -> Admission | None:
         """The original index if this exact record content was already admitted."""
@@ -247,8 +292,10 @@ class RecordValidator:
             chain_root = str(target.chain_root)
         name = (extra or {}).get("name_on_record")
         if name is not None:
-            if not isinstance(name, str) or not name or len(name) > 200:
-                raise InvalidInputError("name_on_record must be text", code="record.name")
+            try:
+                name = check_person_name(name, "name_on_record")
+            except InvalidInputError as e:
+                raise InvalidInputError(e.message, code="record.name") from e
             if person.salt is None:
                 raise InvalidInputError("learner's personal data was erased", code="record.erased")
             try:
@@ -256,21 +303,7 @@ class RecordValidator:
             except CreditBankError as e:
                 raise InvalidInputError(str(e), code="record.name_commitment") from e
             self._pending_names.append((idx, learner, name))
-        row = {
-            "entry_idx": idx,
-            "owner": owner,
-            "posted_by": entry.issuer,
-            "record_id": record_id,
-            "entry_type": entry.type,
-            "learner_id": learner,
-            "kind": body["kind"],
-            "dedup_key": body["dedup_key"],
-            "corrects": corrects,
-            "chain_root": chain_root,
-            "achieved_on": body["achieved_on"],
-            "posted_at": body.get("posted_at") or entry.at[:10],
-            "digest": digest,
-        }
+        row = record_row(idx, entry.type, entry.issuer, entry.at, body, chain_root)
         self._pending_records.append(row)
         self._records[(owner, record_id)] = SimpleNamespace(**row)
         return Admission(subject=learner)
@@ -294,17 +327,7 @@ class RecordValidator:
             raise ConflictError(
                 f"record {root} of {owner} is already revoked", code="record.already_revoked"
             )
-        rr.insert_revocation(
-            conn,
-            {
-                "entry_idx": idx,
-                "owner": owner,
-                "record_id": root,
-                "reason": body["reason"],
-                "effective_on": body["effective_on"],
-                "digest": digest,
-            },
-        )
+        rr.insert_revocation(conn, revocation_row(idx, entry.issuer, body, root))
         return Admission(subject=str(target.learner_id))
 
 
@@ -337,10 +360,12 @@ def resolve_learner(
     Creates the learner with a fresh 128-bit salt on first use. Nothing here enters the log.
 
     Raises:
-        InvalidInputError: ``identity.*`` for a malformed document or missing name.
+        InvalidInputError: ``identity.*`` for a malformed document, ``identity.name`` for a
+            name :func:`~creditbank.core.identity.check_person_name` refuses.
     """
-    if not name.strip() or len(name) > 200:
-        raise InvalidInputError("a learner needs a name", code="identity.name")
+    name = check_person_name(name)
+    if name_latin is not None:
+        name_latin = check_person_name(name_latin, "name_latin")
     if prehash is not None:
         key = identity_lookup_key_from_prehashed(prehash, pepper)
     else:

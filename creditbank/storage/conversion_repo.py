@@ -2,8 +2,8 @@
 conversion service needs from the log and the record projections.
 
 The projections are append-only (triggers in migration 0005) and derived from the log: the
-service writes them from the entries it reads back (:func:`entries_after`), so they can always
-be completed after a crash between an append and its projection.
+append writes them in its own transaction (ADR 0007); :func:`entries_after` lets the service
+complete a database written before that (a projection behind the log).
 """
 
 from __future__ import annotations
@@ -60,11 +60,13 @@ def projected_until(conn: Connection) -> int:
     return max((int(v) for v in row if v is not None), default=-1)
 
 
-def last_conversion_entry(conn: Connection) -> int:
-    """The highest index of a conversion-type entry in the log (-1 if none)."""
-    value = conn.execute(
-        select(func.max(entries_t.c.idx)).where(entries_t.c.type.in_(CONVERSION_TYPES))
-    ).scalar()
+def last_conversion_entry(conn: Connection, issuer: str | None = None) -> int:
+    """The highest index of a conversion-type entry in the log (-1 if none), of ``issuer``
+    only when given."""
+    q = select(func.max(entries_t.c.idx)).where(entries_t.c.type.in_(CONVERSION_TYPES))
+    if issuer is not None:
+        q = q.where(entries_t.c.issuer == issuer)
+    value = conn.execute(q).scalar()
     return -1 if value is None else int(value)
 
 
@@ -161,6 +163,19 @@ def all_decisions(conn: Connection) -> list[Any]:
 
 def insert_void(conn: Connection, row: Mapping[str, Any]) -> None:
     conn.execute(conversion_voids_t.insert().values(**row))
+
+
+def void_exists(conn: Connection, decision_idx: int, grant_no: int) -> bool:
+    """Whether grant ``grant_no`` of decision entry ``decision_idx`` has a void row."""
+    return (
+        conn.execute(
+            select(conversion_voids_t.c.entry_idx).where(
+                conversion_voids_t.c.decision_idx == decision_idx,
+                conversion_voids_t.c.grant_no == grant_no,
+            )
+        ).first()
+        is not None
+    )
 
 
 def voids_of_learners(conn: Connection, learner_ids: Iterable[str]) -> list[Any]:

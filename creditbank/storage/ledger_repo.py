@@ -35,6 +35,8 @@ class StoredCheckpoint:
     root: bytes
     note: str
     published_at: str
+    #: the size published before this one (None for the first, or unknown before 0007)
+    prev_size: int | None = None
 
 
 def ensure_head(conn: Connection, now: str) -> None:
@@ -240,15 +242,48 @@ def all_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
 
 
 def insert_checkpoint(conn: Connection, cp: StoredCheckpoint) -> None:
+    """Store a checkpoint and record its size as the head's published size (one chain link:
+    ``prev_size`` names the checkpoint before it)."""
     conn.execute(
         checkpoints_t.insert().values(
-            size=cp.size, root=cp.root, note=cp.note, published_at=cp.published_at
+            size=cp.size,
+            root=cp.root,
+            note=cp.note,
+            published_at=cp.published_at,
+            prev_size=cp.prev_size,
         )
     )
+    conn.execute(head_t.update().where(head_t.c.id == 1).values(published_size=cp.size))
+
+
+def published_size(conn: Connection) -> int:
+    """The size of the latest checkpoint the bank published, as the head row records it."""
+    value = conn.execute(select(head_t.c.published_size).where(head_t.c.id == 1)).scalar()
+    return int(value or 0)
+
+
+def leaf_hashes_at(conn: Connection, idxs: Sequence[int]) -> dict[int, bytes]:
+    """The stored leaf hashes of the given entry indexes."""
+    out: dict[int, bytes] = {}
+    wanted = sorted(set(idxs))
+    for i in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[i : i + _IN_CHUNK]
+        for idx, h in conn.execute(
+            select(entries_t.c.idx, entries_t.c.leaf_hash).where(entries_t.c.idx.in_(chunk))
+        ):
+            out[int(idx)] = bytes(h)
+    return out
 
 
 def _cp(row: Any) -> StoredCheckpoint:
-    return StoredCheckpoint(int(row.size), bytes(row.root), str(row.note), str(row.published_at))
+    prev = row._mapping.get("prev_size")
+    return StoredCheckpoint(
+        int(row.size),
+        bytes(row.root),
+        str(row.note),
+        str(row.published_at),
+        None if prev is None else int(prev),
+    )
 
 
 # -- bulk reads for the audit -------------------------------------------------------------------

@@ -50,6 +50,9 @@ class LogCheckpoint(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
     published_at: str = Field(sa_column=Column(String(40), nullable=False))
+    #: the size of the checkpoint published before this one (null for the first): a chain, so
+    #: a deleted checkpoint between two kept ones is noticed (migration 0007, ADR 0007)
+    prev_size: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class LogHead(SQLModel, table=True):
@@ -62,6 +65,10 @@ class LogHead(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     registry_count: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: str = Field(sa_column=Column(String(40), nullable=False))
+    #: the size of the latest published checkpoint (0: none yet); migration 0007
+    published_size: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 entries_t = LogEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets it at runtime
