@@ -14,6 +14,7 @@ from creditbank.core.entries import build_entry, sign_entry
 from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id, format_verifier_key
 from creditbank.errors import ConfigurationError, ConflictError
 from creditbank.service.clock import Clock, SystemClock
+from creditbank.service.documents import DocumentProjector
 from creditbank.service.keys import (
     ISSUER_KEY,
     LOG_KEY,
@@ -103,7 +104,11 @@ def open_bank(
         log_signer=log_signer,
         clock=clk,
         checkpoint_interval=settings.checkpoint_interval,
-        validator=RecordValidator(clk, settings.bank_id) if validate_records else None,
+        validator=(
+            DocumentProjector(RecordValidator(clk, settings.bank_id), settings.bank_id)
+            if validate_records
+            else None
+        ),
         max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
         max_signature_age=timedelta(seconds=settings.max_signature_age_seconds),
     )
