@@ -490,6 +490,7 @@ def auditor_token(
 import creditbank.cli.client_cmds  # noqa: E402 - registers keys, post
 import creditbank.cli.conversion_cmds  # noqa: E402 - registers rules, apply, what-if, report
 import creditbank.cli.import_cmds  # noqa: E402 - registers import
+import creditbank.cli.integrity_cmds  # noqa: E402 - registers rebuild-projections
 import creditbank.cli.institution_cmds  # noqa: E402, F401 - registers institution, learner
 
 # isort: on

@@ -56,6 +56,7 @@ from creditbank.core.signing import (
 from creditbank.errors import CreditBankError
 from creditbank.service.bank import Bank
 from creditbank.service.clock import SystemClock
+from creditbank.service.projection import compare_with_log
 from creditbank.storage import ledger_repo as repo
 from creditbank.storage.engine import make_engine
 
@@ -456,8 +457,13 @@ def run_audit(
     *,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    projections: bool = True,
 ) -> AuditReport:
     """Replay and check the whole log. Problems are reported, not raised.
+
+    Then the stored checkpoint history (no hole) and, with ``projections``, every derived
+    column and projection row against what the log implies (``log.column``,
+    ``projection.wrong|missing|extra``, naming the row).
 
     Raises:
         StorageError: only if the database cannot be read at all.
@@ -566,9 +572,76 @@ def run_audit(
                     )
                 )
         prev = cp
+    problems.extend(_checkpoint_history(bank, checkpoints))
+    if not stopped and projections:
+        problems.extend(_projection_problems(bank, replay.size))
     report.size = replay.size
     report.seconds = clock.monotonic() - started
     return report
+
+
+def _checkpoint_history(bank: Bank, checkpoints: list[repo.StoredCheckpoint]) -> list[AuditProblem]:
+    """The stored checkpoint history has no hole (ADR 0007).
+
+    Checkpoints are signed per batch, at sizes nothing else predicts, so each one stored since
+    migration 0007 names the size published before it (``prev_size``), and the head row keeps
+    the latest published size: a checkpoint deleted between two kept ones breaks the chain
+    (the next names a size that is not stored), and a deleted latest one leaves the head's
+    published size without its row.
+    """
+    out: list[AuditProblem] = []
+    with bank.engine.connect() as conn:
+        published = repo.published_size(conn)
+    sizes = {cp.size for cp in checkpoints}
+    prev: int | None = None
+    for cp in checkpoints:  # in size order
+        if cp.prev_size is not None and cp.prev_size != prev:
+            missing = cp.prev_size not in sizes
+            out.append(
+                AuditProblem(
+                    max(cp.prev_size - 1, 0) if missing else None,
+                    "checkpoint.hole",
+                    f"checkpoint of size {cp.size} follows the one of size {cp.prev_size}, "
+                    + (
+                        "which is not stored (deleted?)"
+                        if missing
+                        else f"but the one stored before it has size {prev}"
+                    ),
+                )
+            )
+        prev = cp.size
+    latest = checkpoints[-1].size if checkpoints else 0
+    if published != latest:
+        out.append(
+            AuditProblem(
+                max(published - 1, 0) if published > latest else None,
+                "checkpoint.hole",
+                f"the head says a checkpoint of size {published} was published; the latest "
+                f"stored has size {latest}",
+            )
+        )
+    return out
+
+
+#: projection differences listed per table at most (the first is what matters)
+MAX_PROJECTION_PROBLEMS = 20
+
+
+def _projection_problems(bank: Bank, size: int) -> list[AuditProblem]:
+    """Every derived column and projection row equals what the log implies (first differing
+    rows named; see :mod:`creditbank.service.projection`)."""
+    validated = bank.ledger.validator is not None
+    with bank.engine.connect() as conn:
+        check = compare_with_log(conn, bank.settings.bank_id, validated=validated, size=size)
+    out: list[AuditProblem] = []
+    per_table: dict[str, int] = {}
+    for d in sorted(check.differences, key=lambda d: (d.entry_idx, d.table)):
+        n = per_table[d.table] = per_table.get(d.table, 0) + 1
+        if n > MAX_PROJECTION_PROBLEMS:
+            continue
+        code = "log.column" if d.table in ("log_entries", "log_head") else "projection." + d.kind
+        out.append(AuditProblem(d.entry_idx, code, d.describe()))
+    return out
 
 
 def _chunks(end: int, nproc: int) -> list[tuple[int, int]]:

@@ -153,6 +153,10 @@ class Ledger:
             self._registry, self._registry_count = reg, head.registry_count
         return self._registry
 
+    def forget_registry(self) -> None:
+        """Drop the cached registry (the next append or read replays it from the log)."""
+        self._registry = None
+
     def registry(self) -> Registry:
         """The current institution registry (read from the log)."""
         with self.engine.connect() as conn:

@@ -29,15 +29,19 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from creditbank.core import merkle
 from creditbank.core.canonical import canonicalize
-from creditbank.core.entries import REGISTRY_TYPES
-from creditbank.storage.engine import is_sqlite
+from creditbank.core.checkpoint import Checkpoint, sign_checkpoint
+from creditbank.core.entries import REGISTRY_TYPES, format_time
+from creditbank.errors import InconsistentLogError, StorageError
+from creditbank.storage import ledger_repo
+from creditbank.storage.engine import IMMEDIATE, is_sqlite
 from creditbank.storage.tables import (
     conversion_decisions_t,
     conversion_voids_t,
@@ -47,6 +51,9 @@ from creditbank.storage.tables import (
     revocations_t,
     rule_publications_t,
 )
+
+if TYPE_CHECKING:
+    from creditbank.service.bank import Bank
 
 RECORD_TYPES: Final = frozenset({"record.posted", "record.corrected", "record.revoked"})
 RULES_PUBLISHED: Final = "rules.published"
@@ -444,3 +451,69 @@ def apply_fixes(conn: Connection, check: ProjectionCheck) -> RebuildReport:
             conn.execute(table.insert().values(**fix))
             counts[0 if d.kind == "wrong" else 1] += 1
     return RebuildReport({k: (v[0], v[1], v[2]) for k, v in changed.items()})
+
+
+def _lost_checkpoint_sizes(conn: Connection) -> list[int]:
+    """Sizes the bank published whose checkpoint row is gone: named as ``prev_size`` by a
+    stored checkpoint, or as the head's published size, but not stored."""
+    stored = {cp.size: cp for cp in ledger_repo.all_checkpoints(conn)}
+    named = {cp.prev_size for cp in stored.values() if cp.prev_size}
+    published = ledger_repo.published_size(conn)
+    if published:
+        named.add(published)
+    return sorted(s for s in named if s not in stored)
+
+
+def rebuild_projections(bank: Bank) -> RebuildReport:
+    """Write back every derived column and projection row the log implies, and re-sign the
+    checkpoints whose rows were deleted (Ed25519 is deterministic: the same size and root give
+    the same note; the publication time is the rebuild's).
+
+    Runs in one transaction holding the sequencing lock (appends wait), with the append-only
+    triggers of the repaired tables suspended inside it.
+
+    Raises:
+        StorageError: if the database is unavailable.
+        InconsistentLogError: if a lost checkpoint's size lies beyond the log.
+    """
+    validated = bank.ledger.validator is not None
+    try:
+        with (
+            bank.engine.connect().execution_options(**{IMMEDIATE: True}) as conn,
+            conn.begin(),
+        ):
+            head = ledger_repo.lock_head(conn)
+            check = compare_with_log(
+                conn, bank.settings.bank_id, validated=validated, size=head.size
+            )
+            lost = _lost_checkpoint_sizes(conn)
+            with triggers_suspended(conn, _REPAIRED):
+                report = apply_fixes(conn, check)
+            if lost:
+                report.changed["log_checkpoints"] = (0, _restore_checkpoints(bank, conn, lost), 0)
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot rebuild projections: {type(e).__name__}") from e
+    bank.ledger.forget_registry()
+    return report
+
+
+def _restore_checkpoints(bank: Bank, conn: Connection, sizes: list[int]) -> int:
+    head = ledger_repo.read_head(conn)
+    published = ledger_repo.published_size(conn)
+    now = format_time(bank.clock.now())
+    for size in sizes:
+        if size > head.size:
+            raise InconsistentLogError(f"a checkpoint of size {size} is beyond the log")
+        ids = merkle.compact_range(size)
+        nodes = ledger_repo.fetch_nodes(conn, ids)
+        root = merkle.fold_right([nodes[i] for i in ids]) if size else merkle.EMPTY_ROOT
+        before = [cp.size for cp in ledger_repo.all_checkpoints(conn) if cp.size < size]
+        note = sign_checkpoint(
+            Checkpoint(bank.settings.origin, size, root, ()), bank.settings.origin, bank.log_signer
+        )
+        cp = ledger_repo.StoredCheckpoint(size, root, note, now, before[-1] if before else None)
+        ledger_repo.insert_checkpoint(conn, cp)
+    # insert_checkpoint moved the head's published size; put the latest back
+    latest = max(published, *sizes)
+    conn.execute(head_t.update().where(head_t.c.id == 1).values(published_size=latest))
+    return len(sizes)
