@@ -57,8 +57,8 @@ ENTRY_SCHEMAS: Final[Mapping[str, str]] = MappingProxyType(
         "record.revoked": "record-revocation.v1.schema.json",
     }
 )
-#: The body schema of each bank-authored entry type (registry, rules, conversion), and the code
-#: a body that does not match it is refused with.
+#: The body schema of each bank-authored entry type (registry, rules, conversion, transcript),
+#: and the code a body that does not match it is refused with.
 BANK_ENTRY_SCHEMAS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "institution.registered": "institution-registered.v1.schema.json",
@@ -68,10 +68,17 @@ BANK_ENTRY_SCHEMAS: Final[Mapping[str, str]] = MappingProxyType(
         "rules.published": "rules-published.v1.schema.json",
         "conversion.decided": "conversion-decided.v1.schema.json",
         "conversion.voided": "conversion-voided.v1.schema.json",
+        "transcript.issued": "transcript-issued.v1.schema.json",
+        "transcript.revoked": "transcript-revoked.v1.schema.json",
     }
 )
 BANK_SCHEMA_CODES: Final[Mapping[str, str]] = MappingProxyType(
-    {"institution": "registry.schema", "rules": "rules.schema", "conversion": "conversion.schema"}
+    {
+        "institution": "registry.schema",
+        "rules": "rules.schema",
+        "conversion": "conversion.schema",
+        "transcript": "transcript.schema",
+    }
 )
 #: The payload schema of each record kind.
 PAYLOAD_SCHEMAS: Final[Mapping[str, str]] = MappingProxyType(
