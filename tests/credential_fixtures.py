@@ -246,8 +246,10 @@ def _record_body(
     return body
 
 
-def make_world(extra_records: int = 0) -> World:
-    w = World()
+def make_world(extra_records: int = 0, name: str = NAME) -> World:
+    """The world of one learner registered as ``name`` (also the name on most records)."""
+    name_ = name
+    w = World(holder=Holder(LEARNER, name, SALT))
     # registry: the bank's genesis, three institutions, INS-OLD closed with INS-OU as custodian
     for iid, (zh, en, kind) in INSTITUTIONS.items():
         pub = signer(iid).public_bytes
@@ -271,7 +273,9 @@ def make_world(extra_records: int = 0) -> World:
     )
     t = T_REG + timedelta(days=200)
 
-    def post(iid: str, body: dict[str, Any], name: str = NAME, type_: str = "record.posted") -> int:
+    def post(
+        iid: str, body: dict[str, Any], name: str = name_, type_: str = "record.posted"
+    ) -> int:
         idx = w.append(type_, iid, t, body)
         w.names[idx] = name
         return idx
@@ -289,7 +293,7 @@ def make_world(extra_records: int = 0) -> World:
                 "grade": 82,
                 "term": "2024S",
             },
-            NAME,
+            name_,
         ),
     )
     cert = post(
@@ -323,7 +327,7 @@ def make_world(extra_records: int = 0) -> World:
                 "hours": 48,
                 "cohort": "2024-05",
             },
-            NAME,
+            name_,
         ),
     )
     revoked = post(
@@ -333,7 +337,7 @@ def make_world(extra_records: int = 0) -> World:
             "academic_credit",
             "2024-07-10",
             {"course_id": "C-LOG-04", "credits_centi": 300, "grade": 61, "term": "2024S"},
-            NAME,
+            name_,
         ),
     )
     revocation = w.append(
@@ -360,7 +364,7 @@ def make_world(extra_records: int = 0) -> World:
                 "duration_months": 36,
                 "verified_by": "INS-OLD",
             },
-            NAME,
+            name_,
             on_behalf_of="INS-OLD",
         ),
     )
@@ -376,7 +380,7 @@ def make_world(extra_records: int = 0) -> World:
                 "rank": 3,
                 "field": "logistics",
             },
-            NAME,
+            name_,
         ),
     )
     corrected = post(
@@ -394,7 +398,7 @@ def make_world(extra_records: int = 0) -> World:
                 "issued_on": "2023-03-01",
                 "expires_on": "2025-03-01",
             },
-            NAME,
+            name_,
             corrects="O0007",
         ),
         type_="record.corrected",
@@ -414,7 +418,7 @@ def make_world(extra_records: int = 0) -> World:
                         "grade": 60 + n % 40,
                         "term": "2023A",
                     },
-                    NAME,
+                    name_,
                 ),
             )
         )
