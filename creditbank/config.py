@@ -28,6 +28,13 @@ class Settings(BaseSettings):
         default=7 * 86400, gt=0, description="how old a new entry's signing time may be"
     )
     public_base_url: str = "http://127.0.0.1:8000"
+    document_cert: Path | None = Field(
+        default=None, description="PDF-signing certificate (PEM); default: the demo one in keys/"
+    )
+    document_key: Path | None = Field(default=None, description="its private key (PEM, 0600)")
+    document_chain: Path | None = Field(
+        default=None, description="the CA certificates above it (PEM), trusted by verifiers"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 

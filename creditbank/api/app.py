@@ -25,6 +25,7 @@ from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 from creditbank import __version__
 from creditbank.api.errors import install_error_handlers, problem
 from creditbank.api.routes import conversions as conversion_routes
+from creditbank.api.routes import documents as documents_routes
 from creditbank.api.routes import log as log_routes
 from creditbank.api.routes import records as records_routes
 from creditbank.config import Settings
@@ -180,6 +181,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
     app.include_router(log_routes.router, prefix="/api/v1")
     app.include_router(records_routes.router, prefix="/api/v1")
     app.include_router(conversion_routes.router, prefix="/api/v1")
+    app.include_router(documents_routes.router)  # full paths: /api/v1/…, /.well-known, /contexts
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
     def healthz() -> Health:

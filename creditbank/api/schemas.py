@@ -234,3 +234,115 @@ class ApplicationOut(BaseModel):
 
 class ApplicationList(BaseModel):
     applications: list[ApplicationOut]
+
+
+# -- documents (transcripts, certificates, share codes) ---------------------------------------
+class TranscriptCreate(BaseModel):
+    """``POST /api/v1/me/transcripts``: all records (no body, or ``records`` absent) or the
+    chosen ones, by ledger index (any version of a record chooses it)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    records: list[int] | None = Field(default=None, min_length=1, max_length=500)
+
+
+class CertificateCreate(BaseModel):
+    """``POST /api/v1/me/certificates``: one record or one decision, by ledger index."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    record: int | None = Field(default=None, ge=0)
+    decision: int | None = Field(default=None, ge=0)
+
+
+class DocumentRevoke(BaseModel):
+    """Why a document is withdrawn (recorded in the ``transcript.revoked`` entry)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ShareCodeCreate(BaseModel):
+    """Another share code for one of the learner's documents (``days``: default 180)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    document_id: str = Field(pattern=r"^DOC-[0-9A-HJKMNP-TV-Z]{26}$")
+    days: int | None = Field(default=None, ge=1, le=1830)
+
+
+class ShareCodeExtend(BaseModel):
+    """Push a share code's expiry ``days`` further (from now, or from its expiry if later)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    days: int = Field(ge=1, le=1830)
+
+
+class IssuedOut(BaseModel):
+    """An issued document; ``verification_code`` is shown here once and never again."""
+
+    document_id: str
+    kind: Literal["transcript", "certificate"]
+    learner_id: str
+    entry_index: int = Field(description="ledger index of the transcript.issued entry")
+    status_list: int
+    status_index: int
+    verification_code: str = Field(description="XXXX-XXXX-XXXX-XXXX, printed on the PDF")
+    verification_url: str
+    code_id: str
+    code_expires_at: str
+    issued_at: str
+    pdf_sha256: str
+    credential_sha256: str
+    pdf_url: str
+    json_url: str
+
+
+class StatusCauseOut(BaseModel):
+    what: str = Field(description="learner | bank | record | basis | grant | decision | erased")
+    at: str
+    reason: str
+    entry_index: int | None
+    detail: str | None
+
+
+class DocumentOut(BaseModel):
+    document_id: str
+    kind: Literal["transcript", "certificate"]
+    learner_id: str
+    entry_index: int
+    issued_at: str
+    items: int
+    checkpoint_size: int
+    status_list: int
+    status_index: int
+    pdf_sha256: str
+    credential_sha256: str
+    status: Literal["valid", "revoked"]
+    revoked: list[StatusCauseOut]
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class ShareCodeOut(BaseModel):
+    """A share code as its learner sees it (never the code itself, except once on creation)."""
+
+    code_id: str
+    document_id: str
+    on_document: bool
+    created_at: str
+    expires_at: str
+    revoked_at: str | None
+    state: Literal["valid", "expired", "revoked"]
+    verifications: int
+    last_verified_at: str | None
+    document_kind: str | None = None
+    code: str | None = Field(default=None, description="only in the answer that created it")
+
+
+class ShareCodeList(BaseModel):
+    share_codes: list[ShareCodeOut]

@@ -489,6 +489,7 @@ def auditor_token(
 # isort: off
 import creditbank.cli.client_cmds  # noqa: E402 - registers keys, post
 import creditbank.cli.conversion_cmds  # noqa: E402 - registers rules, apply, what-if, report
+import creditbank.cli.document_cmds  # noqa: E402 - registers transcript, certificate
 import creditbank.cli.import_cmds  # noqa: E402 - registers import
 import creditbank.cli.integrity_cmds  # noqa: E402 - registers rebuild-projections
 import creditbank.cli.institution_cmds  # noqa: E402, F401 - registers institution, learner

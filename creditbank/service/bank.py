@@ -19,6 +19,7 @@ from creditbank.service.keys import (
     ISSUER_KEY,
     LOG_KEY,
     PEPPER,
+    ensure_document_identity,
     generate_key_file,
     load_key_file,
     load_or_create_secret,
@@ -155,15 +156,18 @@ def migrate_home(settings: Settings) -> tuple[str | None, str]:
                 f"the database schema is at {before!r}, which this creditbank does not know"
             )
         upgrade(engine)
-        return before, known[-1]
     finally:
         engine.dispose()
+    # homes made before documents existed get the demo document-signing identity here
+    ensure_document_identity(settings, SystemClock().now())
+    return before, known[-1]
 
 
 def init_home(
     settings: Settings, *, clock: Clock | None = None, validate_records: bool = True
 ) -> Bank:
-    """Create the home, keys (0600, never overwritten), schema and the genesis entry.
+    """Create the home, keys (0600, never overwritten), the demo document-signing CA and
+    certificate (unless a real one is configured), schema and the genesis entry.
 
     Raises:
         ConflictError: if keys already exist (nothing is written then).
@@ -190,6 +194,7 @@ def init_home(
     generate_key_file(settings.keys_dir / ISSUER_KEY, settings.bank_id)
     load_or_create_secret(settings.keys_dir / PEPPER)
     clk = clock or SystemClock()
+    ensure_document_identity(settings, clk.now())
     bank = open_bank(settings, clock=clk, validate_records=validate_records)
     if bank.ledger.head().size == 0:
         genesis = bank.bank_entry(

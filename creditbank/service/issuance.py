@@ -38,6 +38,8 @@ from creditbank.core.credentials.build import (
     issue,
     issuer_profile,
 )
+from creditbank.core.credentials.context import CONTEXT_MEDIA_TYPE, context_bytes
+from creditbank.core.credentials.did import did_document, did_web
 from creditbank.core.credentials.model import CertificateContent, TranscriptContent
 from creditbank.core.entries import format_time
 from creditbank.core.status_list import StatusListEntry
@@ -127,7 +129,7 @@ def render_in_process(bank: Bank) -> RenderFn:
     from creditbank.render.pdfsign import sign_pdf
     from creditbank.service.keys import load_document_identity
 
-    identity = load_document_identity(bank.settings)
+    identity = load_document_identity(bank.settings, bank.clock.now())
 
     def render(
         credential: dict[str, Any], data: bytes, code: str, url: str, expires: dt.date
@@ -411,3 +413,27 @@ def document_bytes(
             code="document.erased",
         )
     return data
+
+
+# -- the issuer's public material ---------------------------------------------------------------
+def issuer_did(bank: Bank) -> str:
+    """The bank's ``did:web``, derived from its public base URL.
+
+    Raises:
+        InvalidInputError: ``credential.base_url`` for a base URL that is not plain http(s).
+    """
+    return did_web(bank.settings.public_base_url)
+
+
+def issuer_did_document(bank: Bank) -> dict[str, Any]:
+    """The DID document of the issuer key (served at ``/.well-known/did.json``).
+
+    Raises:
+        InvalidInputError: ``credential.base_url`` for a base URL that is not plain http(s).
+    """
+    return did_document(issuer_did(bank), bank.issuer.public_bytes)
+
+
+def credential_context() -> tuple[bytes, str]:
+    """Our JSON-LD context (exact packaged bytes) and its media type."""
+    return context_bytes(), CONTEXT_MEDIA_TYPE
