@@ -139,6 +139,17 @@ class StorageError(CreditBankError):
     title = "Storage error"
 
 
+class RateLimitedError(CreditBankError):
+    """Too many requests from one client address; ``retry_after`` is in whole seconds."""
+
+    code = "rate.limited"
+    title = "Too many requests"
+
+    def __init__(self, message: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+
+
 class ConfigurationError(CreditBankError):
     code = "config.invalid"
     title = "Configuration error"

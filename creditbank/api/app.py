@@ -6,32 +6,44 @@ lifetime (the lifespan): a :class:`GroupCommitter` that merges concurrent append
 transactions, and a :class:`CheckpointPublisher` that signs a checkpoint every
 ``checkpoint_interval / 2`` seconds when the log grew. ``uvicorn`` starts it through
 :func:`create_app_from_env` (``factory=True``).
+
+Every response carries the security headers of :class:`SecurityHeaders` (a strict
+Content-Security-Policy, ``nosniff``, ``no-referrer``). Errors are problem+json, except that
+a browser asking for a page gets an HTML error page when pages are installed
+(:func:`wants_html` is the one negotiation rule; ``creditbank.web`` registers the renderer in
+``app.state.html_errors``; :mod:`creditbank.asgi` assembles both layers). The hot read routes
+(``/healthz``, inclusion proofs) go through :mod:`creditbank.api.reads`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Any, Final
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from creditbank import __version__
+from creditbank.api.docs import install_docs
 from creditbank.api.errors import install_error_handlers, problem
+from creditbank.api.reads import run_read
 from creditbank.api.routes import conversions as conversion_routes
 from creditbank.api.routes import documents as documents_routes
 from creditbank.api.routes import log as log_routes
 from creditbank.api.routes import records as records_routes
 from creditbank.config import Settings
-from creditbank.errors import StorageError
+from creditbank.errors import RateLimitedError, StorageError
 from creditbank.service.bank import Bank, open_bank
 from creditbank.service.ledger import GroupCommitter, Ledger
+from creditbank.service.log_reads import LogReads
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +54,22 @@ MAX_PATH_BYTES: Final = 2048
 MAX_QUERY_BYTES: Final = 4096
 #: the publisher never spins faster than this, whatever the interval
 MIN_PUBLISH_PERIOD: Final = 0.05
+#: the policy of every response that does not set its own (pages: no script at all)
+CSP: Final = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+#: headers of an error answer that its HTML rendering keeps
+_KEPT_ERROR_HEADERS: Final = ("retry-after", "www-authenticate", "allow")
+
+#: renders an error page: (request, status, problem body, headers to keep) -> response
+HTMLErrorRenderer = Callable[[Request, int, Mapping[str, Any], dict[str, str]], Response]
 
 
 class CheckpointPublisher:
@@ -136,6 +164,112 @@ class RequestLimits:
         return counted
 
 
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response, and :data:`CSP`
+    unless the response set its own Content-Security-Policy (``/docs`` does)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == b"content-security-policy" for k, _ in headers):
+                    headers.append((b"content-security-policy", CSP.encode()))
+                headers.extend(SECURITY_HEADERS)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _accepts_html(accept: str) -> bool:
+    """True when ``text/html`` is named in ``accept`` with q > 0 and ranks at least as high
+    as any JSON type (a wildcard alone does not count: ``curl`` sends ``*/*``)."""
+    html_q = 0.0
+    json_q = 0.0
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            html_q = max(html_q, q)
+        elif media in ("application/json", "application/problem+json"):
+            json_q = max(json_q, q)
+    return html_q > 0 and html_q >= json_q
+
+
+def wants_html(request: Request) -> bool:
+    """THE negotiation rule for error answers: an HTML page only outside ``/api/`` (and the
+    OpenAPI document) and only for a client that names ``text/html`` in ``Accept`` above JSON;
+    problem+json for everything else."""
+    path = request.url.path
+    if path.startswith("/api/") or path == "/api" or path == "/openapi.json":
+        return False
+    return _accepts_html(request.headers.get("accept", ""))
+
+
+Handler = Callable[[Request, Any], "Response | Awaitable[Response]"]
+
+
+def _negotiated(handler: Handler) -> Callable[[Request, Any], Awaitable[Response]]:
+    """Wrap a problem+json error handler: a browser outside /api gets the same problem
+    rendered by ``app.state.html_errors`` (when pages are installed)."""
+
+    async def handle(request: Request, exc: Any) -> Response:
+        answer = handler(request, exc)
+        response = answer if isinstance(answer, Response) else await answer
+        render: HTMLErrorRenderer | None = getattr(request.app.state, "html_errors", None)
+        if render is None or not wants_html(request):
+            return response
+        try:
+            body = json.loads(bytes(response.body))
+        except ValueError:
+            return response
+        kept = {
+            k: v for k, v in response.headers.items() if k.lower() in _KEPT_ERROR_HEADERS
+        }
+        try:
+            return render(request, response.status_code, body, kept)
+        except Exception:  # the page failed: the problem+json answer still says what happened
+            log.exception("rendering the HTML error page failed")
+            return response
+
+    return handle
+
+
+async def _on_rate_limited(request: Request, exc: RateLimitedError) -> Response:
+    return problem(
+        429,
+        exc.code,
+        exc.title,
+        exc.message,
+        instance=request.url.path,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+def install_negotiated_errors(app: FastAPI) -> None:
+    """Install the problem+json handlers (plus 429 for :class:`RateLimitedError`), each
+    wrapped by :func:`_negotiated`."""
+    install_error_handlers(app)
+    app.add_exception_handler(RateLimitedError, _on_rate_limited)  # type: ignore[arg-type]
+    for cls, handler in list(app.exception_handlers.items()):
+        app.exception_handlers[cls] = _negotiated(handler)
+
+
 class Health(TypedDict):
     status: str
     size: int
@@ -149,6 +283,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
     """
     owned = bank is None
     the_bank = open_bank(settings) if bank is None else bank
+    reads = LogReads.for_engine(the_bank.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -162,6 +297,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
             app.state.committer = None
             await run_in_threadpool(publisher.stop)
             await run_in_threadpool(committer.close)
+            reads.close()
             if owned:
                 the_bank.close()
 
@@ -170,23 +306,28 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
         version=__version__,
         summary="Learning-credit bank: an append-only signed Merkle ledger of learning outcomes",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # install_docs serves Swagger UI from local assets
         redoc_url=None,
     )
     app.state.bank = the_bank
     app.state.settings = settings
     app.state.committer = None
-    install_error_handlers(app)
+    app.state.log_reads = reads
+    app.state.rate_limiters = {}
+    app.state.html_errors = None
+    install_negotiated_errors(app)
     app.add_middleware(RequestLimits)
+    app.add_middleware(SecurityHeaders)  # outermost: error answers get the headers too
+    install_docs(app)
     app.include_router(log_routes.router, prefix="/api/v1")
     app.include_router(records_routes.router, prefix="/api/v1")
     app.include_router(conversion_routes.router, prefix="/api/v1")
     app.include_router(documents_routes.router)  # full paths: /api/v1/…, /.well-known, /contexts
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
-    def healthz() -> Health:
+    async def healthz() -> Health:
         try:
-            size = the_bank.ledger.head().size
+            size = (await run_read(reads, reads.head)).size
         except Exception as e:  # the service does not wrap read errors; any means "down"
             raise StorageError(f"database unreachable: {type(e).__name__}") from e
         return {"status": "ok", "size": size}

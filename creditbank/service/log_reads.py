@@ -1,0 +1,90 @@
+"""The log's hot reads for the serving path: the head and inclusion proofs, without SQLAlchemy.
+
+:class:`creditbank.service.ledger.Ledger` answers the same questions through SQLAlchemy Core,
+which costs more per request than the whole HTTP stack (docs/benchmarks.md, "Serving path").
+This reader gives identical answers (tests/service/test_log_reads.py compares them) from
+:class:`creditbank.storage.fast_reads.FastReads` and remembers what cannot change: a size
+once published stays published (checkpoints are append-only), so each published size is
+checked against the database once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Final
+
+from sqlalchemy import Engine
+
+from creditbank.core import merkle
+from creditbank.errors import InvalidInputError, NotFoundError
+from creditbank.storage.fast_reads import FastReads
+from creditbank.storage.ledger_repo import Head
+
+#: published sizes remembered per process (the set is emptied when it reaches this)
+MAX_REMEMBERED_SIZES: Final = 65_536
+
+
+class LogReads:
+    """Head and inclusion proofs over one database, safe to share between threads."""
+
+    def __init__(self, reads: FastReads) -> None:
+        self._reads = reads
+        self._published: set[int] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> LogReads:
+        """A reader with its own driver connections to ``engine``'s database."""
+        return cls(FastReads(engine))
+
+    @property
+    def local(self) -> bool:
+        """True on SQLite: a read is a few microseconds of local file access that never waits
+        for a lock (WAL readers do not block), cheaper to run on the event loop than to hand
+        to a worker thread. False on PostgreSQL (a network round trip)."""
+        return self._reads.sqlite
+
+    def close(self) -> None:
+        """Close the reader's driver connections."""
+        self._reads.close()
+
+    def head(self) -> Head:
+        """The current head (size, root, registry count) as stored now."""
+        return self._reads.head()
+
+    def latest_published_size(self) -> int:
+        """The latest published checkpoint size.
+
+        Raises:
+            NotFoundError: ``log.no_checkpoint`` if nothing was published yet.
+        """
+        size = self._reads.latest_published_size()
+        if size is None:
+            raise NotFoundError("no checkpoint has been published yet", code="log.no_checkpoint")
+        return size
+
+    def _check_published(self, size: int) -> None:
+        if size in self._published:
+            return
+        if not self._reads.is_published(size):
+            raise InvalidInputError(
+                f"size {size} is not a published checkpoint size", code="log.unpublished_size"
+            )
+        with self._lock:
+            if len(self._published) >= MAX_REMEMBERED_SIZES:
+                self._published.clear()
+            self._published.add(size)
+
+    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """Leaf hash and inclusion proof of ``index`` against the published ``size``.
+
+        The same answer as :meth:`Ledger.inclusion_proof`.
+
+        Raises:
+            InvalidInputError: if ``size`` is not published or ``index`` is outside it.
+        """
+        self._check_published(size)
+        plan = merkle.inclusion_plan(index, size)
+        ids = merkle.plan_nodes(plan)
+        nodes = self._reads.nodes([*ids, (0, index)])
+        return nodes[(0, index)], list(merkle.assemble(plan, nodes))
