@@ -355,3 +355,85 @@ documents_t = Document.__table__  # type: ignore[attr-defined]
 document_files_t = DocumentFile.__table__  # type: ignore[attr-defined]
 document_items_t = DocumentItem.__table__  # type: ignore[attr-defined]
 share_codes_t = ShareCode.__table__  # type: ignore[attr-defined]
+
+
+# -- accounts for people (migration 0008_accounts; docs/portals.md) --------------------------
+class Account(SQLModel, table=True):
+    """A person who signs in: a worker, an institution operator or a bank admin (state).
+
+    ``login`` is the normalised email or phone number; ``password_hash`` an Argon2id string.
+    A worker's ``learner_id`` is set once they claimed their learner identity; an operator's
+    ``institution_id`` is the one institution they act for.
+    """
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        Index("ux_accounts_login", "login", unique=True),
+        Index("ux_accounts_learner", "learner_id", unique=True),
+    )
+
+    account_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    role: str = Field(sa_column=Column(String(16), nullable=False))
+    login: str = Field(sa_column=Column(String(254), nullable=False))
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))
+    display_name: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    institution_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    learner_id: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+    #: consecutive failed sign-ins, and until when sign-in is refused after too many
+    failed_logins: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    locked_until: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+
+
+class AccountSession(SQLModel, table=True):
+    """A signed-in browser session, kept as the SHA-256 of its cookie value (state)."""
+
+    __tablename__ = "account_sessions"
+    __table_args__ = (Index("ix_account_sessions_account", "account_id"),)
+
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    account_id: str = Field(sa_column=Column(String(40), nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+    #: absolute end of the session
+    expires_at: str = Field(sa_column=Column(String(40), nullable=False))
+    #: last request (the idle timeout counts from here)
+    last_seen_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class AccountCode(SQLModel, table=True):
+    """A one-time code sent to an account's email or phone (hashed; state).
+
+    ``target`` is what the code unlocks when right (for ``claim``: the learner id the
+    identity details matched, or null when they matched nobody).
+    """
+
+    __tablename__ = "account_codes"
+    __table_args__ = (Index("ix_account_codes_account", "account_id"),)
+
+    code_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    account_id: str = Field(sa_column=Column(String(40), nullable=False))
+    purpose: str = Field(sa_column=Column(String(16), nullable=False))
+    target: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    code_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+    expires_at: str = Field(sa_column=Column(String(40), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    used_at: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+
+
+class AccountToken(SQLModel, table=True):
+    """Which account made an API token (``api_tokens.digest``), so it can list and revoke it."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (Index("ix_account_tokens_account", "account_id"),)
+
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    account_id: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+accounts_t = Account.__table__  # type: ignore[attr-defined]
+account_sessions_t = AccountSession.__table__  # type: ignore[attr-defined]
+account_codes_t = AccountCode.__table__  # type: ignore[attr-defined]
+account_tokens_t = AccountToken.__table__  # type: ignore[attr-defined]
