@@ -1,7 +1,8 @@
 """Bank-authored entry bodies are checked against their schemas when appended.
 
 (a) The bodies the real code paths build — genesis, the sample import (registrations,
-closures, rules, decisions, voids) and the registry use cases — all conform.
+closures, rules, decisions, voids), the registry use cases and a document issued and
+revoked — all conform.
 (b) A malformed body, signed by the bank, is refused at append with the type's code and
 nothing is written (both engines); the ledger-only mode does not check bodies.
 """
@@ -23,6 +24,7 @@ from creditbank.config import Settings
 from creditbank.core.records import BANK_ENTRY_SCHEMAS, validate_bank_body
 from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id
 from creditbank.errors import BatchRejected, ConflictError, InvalidInputError
+from creditbank.service import conversion, issuance
 from creditbank.service import institutions as svc
 from creditbank.service.bank import Bank, init_home, open_bank
 from creditbank.service.clock import FixedClock
@@ -35,6 +37,7 @@ CODES = {
     "institution": "registry.schema",
     "rules": "rules.schema",
     "conversion": "conversion.schema",
+    "transcript": "transcript.schema",
 }
 
 
@@ -66,6 +69,9 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[st
         svc.add_key(bank, iid, extra)
         key_id = next(k for k in bank.ledger.registry().institutions[iid].keys)
         svc.revoke_key(bank, iid, key_id, effective_at=T_IMPORT, reason="rotated\nafter audit")
+        learner = conversion.resolve_learner_ref(bank, "L01")  # a document's life
+        doc = issuance.issue_transcript(bank, learner)
+        issuance.revoke_document(bank, doc.doc_id, reason="superseded", by="bank")
         return dict(bank_bodies(bank))
     finally:
         bank.close()
@@ -149,6 +155,11 @@ def _mutations(produced: dict[str, list[dict[str, Any]]]) -> list[tuple[str, dic
     voided = first["conversion.voided"]
     case("conversion.voided", voided, "negative grant_no", lambda b: b.update(grant_no=-1))
     case("conversion.voided", voided, "bad learner", lambda b: b.update(learner="L1"))
+    issued = first["transcript.issued"]
+    case("transcript.issued", issued, "a name in the body", lambda b: b.update(name="王建国"))
+    case("transcript.issued", issued, "bad digest", lambda b: b.update(pdf_digest="sha256:00"))
+    revoked = first["transcript.revoked"]
+    case("transcript.revoked", revoked, "unknown revoker", lambda b: b.update(revoked_by="x"))
     return cases
 
 
