@@ -39,6 +39,7 @@ from creditbank.api.routes import conversions as conversion_routes
 from creditbank.api.routes import documents as documents_routes
 from creditbank.api.routes import log as log_routes
 from creditbank.api.routes import records as records_routes
+from creditbank.api.routes import verify as verify_routes
 from creditbank.config import Settings
 from creditbank.errors import RateLimitedError, StorageError
 from creditbank.service.bank import Bank, open_bank
@@ -323,6 +324,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
     app.include_router(records_routes.router, prefix="/api/v1")
     app.include_router(conversion_routes.router, prefix="/api/v1")
     app.include_router(documents_routes.router)  # full paths: /api/v1/…, /.well-known, /contexts
+    app.include_router(verify_routes.router)  # /api/v1/verify…
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
     async def healthz() -> Health:
