@@ -492,6 +492,7 @@ import creditbank.cli.conversion_cmds  # noqa: E402 - registers rules, apply, wh
 import creditbank.cli.document_cmds  # noqa: E402 - registers transcript, certificate
 import creditbank.cli.import_cmds  # noqa: E402 - registers import
 import creditbank.cli.integrity_cmds  # noqa: E402 - registers rebuild-projections
+import creditbank.cli.monitor_cmds  # noqa: E402 - registers monitor
 import creditbank.cli.institution_cmds  # noqa: E402, F401 - registers institution, learner
 
 # isort: on

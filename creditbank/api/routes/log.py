@@ -25,6 +25,7 @@ from creditbank.core.entries import MEDIA_TYPE, PRIVATE_TYPES
 from creditbank.core.merkle import MAX_TREE_SIZE
 from creditbank.core.signing import b64encode
 from creditbank.errors import ForbiddenError
+from creditbank.service.envelopes import envelopes
 from creditbank.service.institutions import entry_institutions
 
 router = APIRouter(prefix="/log", tags=["log"])
@@ -63,6 +64,22 @@ class LeafHashes(TypedDict):
     start: int
     end: int
     leaf_hashes: list[str]
+
+
+class Envelope(TypedDict):
+    index: int
+    type: str | None
+    issuer: str | None
+    key_id: str | None
+    at: str | None
+    on_behalf_of: str | None
+    leaf_hash: str
+
+
+class Envelopes(TypedDict):
+    start: int
+    end: int
+    envelopes: list[Envelope]
 
 
 class InclusionProof(TypedDict):
@@ -111,6 +128,23 @@ def get_leaf_hashes(
 ) -> LeafHashes:
     hashes = bank.ledger.leaf_hashes(start, end)
     return {"start": start, "end": end, "leaf_hashes": [b64encode(h) for h in hashes]}
+
+
+@router.get(
+    "/envelopes",
+    responses={400: _PROBLEM},
+    summary="Entry envelopes [start, end): type, issuer, key_id, at, on_behalf_of, leaf hash "
+    "(no body, no subject; for monitors)",
+)
+def get_envelopes(
+    bank: BankDep,
+    start: Annotated[int, Query(ge=0, le=MAX_TREE_SIZE), Decimal],
+    end: Annotated[int, Query(ge=1, le=MAX_TREE_SIZE), Decimal],
+) -> Envelopes:
+    # public and metadata-only (docs/monitor.md): read from the stored bytes, at most
+    # 1,000 per request (service.envelopes.MAX_ENVELOPES), within the published size
+    items: list[Any] = envelopes(bank, start, end)
+    return {"start": start, "end": end, "envelopes": items}
 
 
 @router.get(
