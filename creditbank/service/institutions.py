@@ -52,8 +52,8 @@ from creditbank.service.records import (
     learner_chains,
     resolve_learner,
 )
+from creditbank.storage import documents_repo, token_repo
 from creditbank.storage import records_repo as rr
-from creditbank.storage import token_repo
 from creditbank.storage.engine import IMMEDIATE
 from creditbank.storage.token_repo import StoredToken
 
@@ -461,8 +461,10 @@ def resolve_batch(
 
 
 def erase(bank: Bank, learner_id: str) -> int:
-    """Erase a learner's personal data (names, salt, identity key) and revoke the learner's
-    tokens. The log and every proof stay valid. Returns the number of tokens revoked.
+    """Erase a learner's personal data (names, salt, identity key, the stored bytes of the
+    learner's documents, which disclose name and salt) and revoke the learner's tokens. The
+    log and every proof stay valid; the documents' status bits are set. Returns the number
+    of tokens revoked.
 
     Raises:
         InvalidInputError: ``learner.id``.
@@ -474,6 +476,7 @@ def erase(bank: Bank, learner_id: str) -> int:
     try:
         with _write_transaction(bank) as conn:
             erase_learner(conn, learner_id, now)
+            documents_repo.erase_files_of_learner(conn, learner_id)  # they hold name and salt
             return token_repo.revoke_subject_tokens(
                 conn, role="learner", subject=learner_id, now=now
             )

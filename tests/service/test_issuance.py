@@ -269,7 +269,16 @@ def test_bad_certificate_requests_are_refused(world: World) -> None:
 def test_an_erased_learner_gets_nothing(world: World) -> None:
     bank = world.bank
     learner = _learner(bank, "L05")
+    first = institutions.learner_records(bank, learner)[0].root_index
+    before = issuance.issue_certificate(bank, learner, record=first)
     institutions.erase(bank, learner)
+    # its bytes (they disclose name and salt) are gone, its entry stays, its bit is set
+    with pytest.raises(ConflictError) as e:
+        issuance.document_bytes(bank, before.doc_id, "pdf")
+    assert e.value.code == "document.erased"
+    st = status.document_status(bank, before.doc_id)
+    assert [c.what for c in st.causes] == ["erased"]
+    assert parse_entry(bytes(bank.ledger.entry(before.entry_index).data)).body["learner"] == learner
     _refused(
         world, lambda: issuance.issue_transcript(bank, learner), ConflictError, "learner.erased"
     )
