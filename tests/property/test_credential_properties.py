@@ -8,11 +8,12 @@ import copy
 from functools import cache
 from typing import Any
 
+import rfc8785
 from credential_fixtures import T_ISSUE, World, make_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from creditbank.core.credentials.proof import b58decode, b58encode
+from creditbank.core.credentials.proof import b58decode, b58encode, jcs
 from creditbank.core.credentials.verify import Check, check_credential, failed_checks
 from creditbank.core.status_list import StatusList
 
@@ -156,3 +157,24 @@ def test_status_list_round_trip(indices: set[int]) -> None:
 @given(st.binary(max_size=80))
 def test_base58_round_trip(data: bytes) -> None:
     assert b58decode(b58encode(data)) == data
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(derandomize=True, database=None, max_examples=400, deadline=None)
+@given(_JSON)
+def test_jcs_fast_path_equals_the_reference(value: Any) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        return  # e.g. lone surrogates
+    assert jcs(value) == expected

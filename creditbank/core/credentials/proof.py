@@ -19,10 +19,12 @@ Also here: base58btc (Bitcoin alphabet) and Multikey (``z6Mk…``) encodings of 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 import rfc8785
 
 from creditbank.core.canonical import canonicalize
@@ -36,6 +38,11 @@ ED25519_PUB_MULTICODEC: Final = b"\xed\x01"
 ED25519_PRIV_MULTICODEC: Final = b"\x80\x26"
 _B58_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX: Final = {c: i for i, c in enumerate(_B58_ALPHABET)}
+_JCS_OPTS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_BELOW_F0: Final = bytes(range(0xF0))  # every byte but the lead bytes of non-BMP characters
+#: where orjson writes a float token (``1.5``, ``1.5e-7``, ``1e+16``) before ``,`` ``}`` ``]``
+_FLOAT_FRACTION: Final = re.compile(rb"\.[0-9]+(?:e[-+][0-9]+)?[,}\]]")
+_FLOAT_EXPONENT: Final = re.compile(rb"e[-+][0-9]+[,}\]]")
 
 
 class ProofError(VerificationError):
@@ -64,11 +71,12 @@ def b58decode(text: str) -> bytes:
         InvalidInputError: ``input.base58`` on a character outside the alphabet.
     """
     n = 0
-    for c in text:
-        i = _B58_INDEX.get(c)
-        if i is None:
-            raise InvalidInputError("not base58btc text", code="input.base58")
-        n = n * 58 + i
+    index = _B58_INDEX
+    try:
+        for c in text:
+            n = n * 58 + index[c]
+    except KeyError as e:
+        raise InvalidInputError("not base58btc text", code="input.base58") from e
     zeros = len(text) - len(text.lstrip("1"))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
     return b"\0" * zeros + body
@@ -137,9 +145,26 @@ def seed_from_multibase(text: str) -> bytes:
 def jcs(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON value (floats allowed, via the reference encoder).
 
+    Fast path (as ADR 0005): ``orjson`` with sorted keys and strict integers writes exactly
+    the JCS bytes when the output holds no float, no ``null`` (``orjson`` writes NaN as
+    ``null``) and no character outside the BMP. Output that might hold any of them (the
+    checks are conservative: text inside strings can trigger them) takes the checked path.
+
     Raises:
         InvalidInputError: if the value is not JSON (foreign types, huge integers).
     """
+    try:
+        out = orjson.dumps(value, option=_JCS_OPTS)
+    except (TypeError, orjson.JSONEncodeError):
+        out = b""
+    if (
+        out[:1] in (b"{", b"[")  # a float token then always ends in , } or ]
+        and not out.translate(None, _BELOW_F0)
+        and b"null" not in out
+        and _FLOAT_FRACTION.search(out) is None
+        and _FLOAT_EXPONENT.search(out) is None
+    ):
+        return out
     try:
         return canonicalize(value)
     except InvalidInputError as e:
