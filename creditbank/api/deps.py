@@ -13,6 +13,7 @@ from typing import Annotated, Final
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from creditbank.api.errors import UnsupportedMediaTypeError
 from creditbank.core.entries import PRIVATE_TYPES
 from creditbank.errors import AuthError
 from creditbank.service.bank import Bank
@@ -115,3 +116,25 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+#: the media types a JSON endpoint accepts (parameters such as ``charset=utf-8`` aside)
+JSON_MEDIA_TYPES: Final = frozenset({"application/json"})
+
+
+def require_json(request: Request) -> None:
+    """Refuse a request body that is not declared ``application/json``: a ``text/plain`` or
+    ``multipart`` body is never parsed as JSON (415).
+
+    Raises:
+        UnsupportedMediaTypeError: ``http.unsupported_media_type``.
+    """
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in JSON_MEDIA_TYPES:
+        shown = media[:64] or "none"
+        raise UnsupportedMediaTypeError(
+            f"this endpoint takes application/json, not {shown}",
+        )
+
+
+JsonBody = Depends(require_json)

@@ -11,6 +11,7 @@ Status mapping (the most specific class in the exception's MRO wins):
 class                      status  meaning
 =========================  ======  ============================================================
 ``TooLargeError``          413     body, entry, note or proof larger than allowed
+``UnsupportedMediaType…``  415     a JSON endpoint sent another ``Content-Type``
 ``BatchRejected``          422     a well-formed batch whose entries were refused (``items``)
 ``InvalidInputError``      400     malformed request data: bad parameter, range, size, syntax
 request validation         400     FastAPI/pydantic validation of path, query or body
@@ -59,12 +60,21 @@ from creditbank.errors import (
 from creditbank.storage.engine import UNAVAILABLE
 
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """A JSON endpoint was sent a body of another media type (``Content-Type``)."""
+
+    code = "http.unsupported_media_type"
+    title = "Unsupported media type"
+
 #: seconds a client should wait before retrying a 503
 RETRY_AFTER_SECONDS: Final = 5
 
 log = logging.getLogger(__name__)
 
 _STATUS: Final[dict[type[CreditBankError], int]] = {
+    UnsupportedMediaTypeError: 415,
     TooLargeError: 413,
     BatchRejected: 422,
     InvalidInputError: 400,

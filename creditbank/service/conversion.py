@@ -42,6 +42,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,12 +97,13 @@ from creditbank.errors import (
     InvalidInputError,
     NotFoundError,
     RuleError,
+    StorageError,
 )
 from creditbank.service.bank import Bank
 from creditbank.service.ledger import AppendOutcome
 from creditbank.service.projection import conversion_row
 from creditbank.storage import conversion_repo as repo
-from creditbank.storage.engine import IMMEDIATE
+from creditbank.storage.engine import IMMEDIATE, UNAVAILABLE
 
 RULES_PUBLISHED: Final = "rules.published"
 DECIDED: Final = "conversion.decided"
@@ -1221,6 +1223,108 @@ def apply(
     return application_view(bank, got.application_id)
 
 
+def idempotent_application_id(learner_id: str, key: str) -> str:
+    """The application id an ``Idempotency-Key`` stands for: ``IK-`` + 40 hex digits of
+    SHA-256(learner id, key). A retry with the same key names the same application, so it is
+    answered with the original decision (the key itself is not stored)."""
+    digest = hashlib.sha256(f"{learner_id}\0{key}".encode()).hexdigest()
+    return f"IK-{digest[:40]}"
+
+
+#: reads of a decision just appended are retried this often before giving up (the decision is
+#: in the log whatever happens; the answer must say so, not "try again")
+VIEW_ATTEMPTS: Final = 5
+_TRANSIENT: Final[tuple[type[Exception], ...]] = (StorageError, *UNAVAILABLE)
+
+
+def _view_after_append(bank: Bank, application_id: str) -> dict[str, Any]:
+    """The view of a decision that is already committed, retried on a transient storage error
+    (a read never hides a written decision behind a 503 while the database recovers).
+
+    Raises:
+        StorageError: only if every attempt failed (the decision stays in the log; a retry
+            with the same ``Idempotency-Key`` returns it).
+    """
+    delay = 0.05
+    for attempt in range(VIEW_ATTEMPTS):
+        try:
+            return application_view(bank, application_id)
+        except _TRANSIENT:
+            if attempt == VIEW_ATTEMPTS - 1:
+                raise
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def submit_application(
+    bank: Bank,
+    learner_id: str,
+    *,
+    program_id: str | None = None,
+    certificate_type_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """A learner's application over the API: ``(view, created)``.
+
+    With ``idempotency_key``, a retry returns the original decision (``created`` false),
+    whatever day it is retried on; the same key for another target is refused.
+
+    Raises:
+        RuleError: ``conversion.idempotency_key_reused`` (the key named another target);
+            else as :func:`decide_applications`.
+    """
+    app_id = None
+    if idempotency_key is not None:
+        app_id = idempotent_application_id(learner_id, idempotency_key)
+        replay = replay_application(
+            bank,
+            app_id,
+            learner_id,
+            program_id=program_id,
+            certificate_type_id=certificate_type_id,
+        )
+        if replay is not None:
+            return replay, False
+    day = bank.clock.now().date()
+    (got,) = decide_applications(
+        bank,
+        [ApplicationRequest(learner_id, day, program_id, certificate_type_id, app_id)],
+    )
+    return _view_after_append(bank, got.application_id), got.created
+
+
+def replay_application(
+    bank: Bank,
+    application_id: str,
+    learner_id: str,
+    *,
+    program_id: str | None,
+    certificate_type_id: str | None,
+) -> dict[str, Any] | None:
+    """The stored decision of ``application_id`` if that learner already applied with it for
+    the same target (None: not decided yet).
+
+    Raises:
+        RuleError: ``conversion.idempotency_key_reused`` for another learner's or target's.
+    """
+    ensure_synced(bank)
+    with bank.engine.connect() as conn:
+        row = repo.decision_by_application(conn, application_id)
+    if row is None:
+        return None
+    if (
+        str(row.learner_id) != learner_id
+        or row.program_id != program_id
+        or row.certificate_type_id != certificate_type_id
+    ):
+        raise RuleError(
+            "this Idempotency-Key was used for another application; use a new key",
+            code="conversion.idempotency_key_reused",
+        )
+    return application_view(bank, application_id)
+
+
 # -- voids ------------------------------------------------------------------------------------
 def _reconcile_locked(
     bank: Bank, learner_ids: Iterable[str] | None, batch_size: int = BATCH
@@ -1262,6 +1366,9 @@ def _reconcile_locked(
                     "reason": void.void_reason,
                 }
                 pending.append(((rev_idx, sd.entry_index, n), body))
+            exam_void = _exam_void(ld, sd)
+            if exam_void is not None:
+                pending.append(exam_void)
     if not pending:
         return 0
     pending.sort(key=lambda p: p[0])  # in ledger order of the revocations, then grant order
@@ -1269,6 +1376,42 @@ def _reconcile_locked(
     outcomes = _append(bank, raws, batch_size)
     _sync(bank)
     return sum(1 for o in outcomes if not o.duplicate)
+
+
+def _exam_void(
+    ld: LearnerData, sd: StoredDecision
+) -> tuple[tuple[int, int, int], dict[str, Any]] | None:
+    """The void of a granted exam exemption whose basis record was revoked (issue #8 §4):
+    voided like a credit grant, its own ``conversion.voided`` entry with ``exam_exemption``
+    set and ``grant_no`` 0 (an exemption decision has no grants), reason and date. The report
+    is not affected: it decides exemptions as of their day (docs/conversion.md reading 9)."""
+    exam = sd.body.get("exam")
+    if not exam or not exam.get("granted") or exam.get("basis") is None or sd.body["grants"]:
+        return None
+    if (sd.entry_index, 0) in ld.voided:
+        return None
+    root = ld.eid_by_entry.get(int(exam["basis"]["root_entry"]))
+    chain = ld.records.by_root.get(root) if root is not None else None
+    if chain is None or chain.root.revoked_at is None or root not in ld.revocation_entry:
+        return None
+    ref, rev_idx = ld.ref_by_eid[root], ld.revocation_entry[root]
+    why = chain.root.revocation_reason or "revoked"
+    body = {
+        "learner": ld.learner_id,
+        "application_id": sd.decision.application.id,
+        "decision_entry": sd.entry_index,
+        "grant_no": 0,
+        "rule_key": exam["rule_key"],
+        "rule_version": exam["rule_version"],
+        "credits_centi": 0,
+        "voided_at": chain.root.revoked_at.isoformat(),
+        "revocation_entry": rev_idx,
+        "owner": ref.owner,
+        "record_id": ref.record_id,
+        "reason": f"basis record {ref.record_id} revoked: {why}",
+        "exam_exemption": True,
+    }
+    return (rev_idx, sd.entry_index, 0), body
 
 
 def reconcile_voids(bank: Bank, learner_ids: Iterable[str] | None = None) -> int:
@@ -1656,8 +1799,10 @@ __all__ = [
     "parse_rules_document",
     "publish_rules",
     "reconcile_voids",
+    "replay_application",
     "resolve_learner_ref",
     "rule_from_wire",
     "rule_to_wire",
+    "submit_application",
     "what_if",
 ]

@@ -36,6 +36,7 @@ from creditbank.core.entries import MEDIA_TYPE
 from creditbank.core.signing import b64encode
 from creditbank.service import institutions as svc
 
+JSON = {"Content-Type": "application/json"}
 KINDS = (
     "academic_credit",
     "skill_certificate",
@@ -488,10 +489,12 @@ def test_resolve_bad_bodies_and_auth(world: World, auditor: str) -> None:
         (b"[1]", "request.invalid"),
         (b'{"name":1.5}', "input.float"),
     ]:
-        resp = world.client.post(RESOLVE, content=content, headers=a.auth)
+        resp = world.client.post(RESOLVE, content=content, headers={**JSON, **a.auth})
         assert_problem(resp, 400, code)
     big = json.dumps({**ok, "name": "x" * svc.MAX_SMALL_BODY}).encode()
-    assert_problem(world.client.post(RESOLVE, content=big, headers=a.auth), 413, "input.too_large")
+    assert_problem(
+        world.client.post(RESOLVE, content=big, headers={**JSON, **a.auth}), 413, "input.too_large"
+    )
     assert world.counts()["learners"] == 0
 
 

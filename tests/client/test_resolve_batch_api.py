@@ -126,7 +126,9 @@ def test_needs_an_institution_token_and_a_well_formed_body(world: World, auditor
         (b'{"learners":[{"name":"a","id_type":"licence","id_number":"1"}]}', 400, None),
         (b"\xff", 400, "input.not_utf8"),
     ]:
-        resp = world.client.post(BATCH, content=content, headers=a.auth)
+        resp = world.client.post(
+            BATCH, content=content, headers={"Content-Type": "application/json", **a.auth}
+        )
         assert_problem(resp, status, code)
     too_many = {"learners": [_item(n) for n in range(svc.MAX_RESOLVE_BATCH + 1)]}
     assert_problem(world.client.post(BATCH, json=too_many, headers=a.auth), 413, "input.too_large")

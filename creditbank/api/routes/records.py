@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from creditbank.api.deps import BankDep, CommitterDep, Principal, PrincipalDep
+from creditbank.api.deps import BankDep, CommitterDep, JsonBody, Principal, PrincipalDep
 from creditbank.api.errors import problem
 from creditbank.api.routes.log import Decimal
 from creditbank.api.schemas import (
@@ -55,17 +55,47 @@ from creditbank.service.records import ResolvedLearner
 router = APIRouter(tags=["records"])
 
 _PROBLEM: Final[dict[str, Any]] = {"content": {"application/problem+json": {}}}
-_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    s: _PROBLEM for s in (400, 401, 403, 404, 409, 413, 422, 503)
-}
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: _PROBLEM for s in statuses}
+
+
+#: what the POST routes can answer besides success: bad JSON or shape (400), no or a bad token
+#: (401), another kind of token or institution (403), body too large (413), not JSON (415),
+#: refused content (422), too many writes (429), database unavailable (503)
+_WRITE_ERRORS: Final = _errors(400, 401, 403, 413, 415, 422, 429, 503)
 _POST_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {"model": RecordsPosted, "description": "every entry was already in the log"},
-    **_ERRORS,
+    **_WRITE_ERRORS,
+    409: _PROBLEM,
 }
 _RESOLVE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     201: {"model": LearnerResolved, "description": "a new learner"},
-    **_ERRORS,
+    **_WRITE_ERRORS,
 }
+_LIST_ERRORS: Final = _errors(400, 401, 403, 503)
+_LEARNER_ERRORS: Final = _errors(400, 401, 403, 404, 503)
+
+
+def _inline_schema(model: type[Any]) -> dict[str, Any]:
+    """A model's JSON Schema with its ``$defs`` inlined, for an OpenAPI ``requestBody``
+    written by hand (a ``#/$defs/…`` reference would not resolve inside the OpenAPI
+    document)."""
+    schema: dict[str, Any] = model.model_json_schema()
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    out: dict[str, Any] = resolve(schema)
+    return out
 
 InstitutionIdPath = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$", description="institution id")
@@ -118,10 +148,11 @@ def _post(bank: Bank, caller: str, data: bytes, submit: svc.Submit) -> list[Appe
     response_model=RecordsPosted,
     responses=_POST_RESPONSES,
     summary="Post an atomic batch of signed record entries (institution token)",
+    dependencies=[JsonBody],
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": RecordsCreate.model_json_schema()}},
+            "content": {"application/json": {"schema": _inline_schema(RecordsCreate)}},
         }
     },
 )
@@ -159,10 +190,11 @@ def _parse_resolve(data: bytes) -> LearnerResolve:
     response_model=LearnerResolved,
     responses=_RESOLVE_RESPONSES,
     summary="Map an identity document and name to the learner id and salt (institution token)",
+    dependencies=[JsonBody],
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": LearnerResolve.model_json_schema()}},
+            "content": {"application/json": {"schema": _inline_schema(LearnerResolve)}},
         }
     },
 )
@@ -208,13 +240,14 @@ def _parse_resolve_batch(data: bytes) -> LearnerResolveBatch:
 @router.post(
     "/learners/resolve-batch",
     response_model=LearnerResolvedBatch,
-    responses=_ERRORS,
+    responses=_WRITE_ERRORS,
+    dependencies=[JsonBody],
     summary="Resolve up to 1,000 identity documents and names in one transaction "
     "(institution token); per-item errors",
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": LearnerResolveBatch.model_json_schema()}},
+            "content": {"application/json": {"schema": _inline_schema(LearnerResolveBatch)}},
         }
     },
 )
@@ -239,7 +272,7 @@ async def resolve_learners_batch(
 
 @router.get(
     "/institutions/{institution_id}/records",
-    responses=_ERRORS,
+    responses=_LIST_ERRORS,
     summary="An institution's own records by ledger index (its token; its custodian's once closed)",
 )
 def list_institution_records(
@@ -260,7 +293,7 @@ def list_institution_records(
 
 @router.get(
     "/learners/{learner_id}/records",
-    responses=_ERRORS,
+    responses=_LEARNER_ERRORS,
     summary="A learner's record chains with their current state (the learner's token or an "
     "auditor)",
 )
