@@ -419,6 +419,14 @@ def inspect_pdf_signature(pdf_bytes: bytes, trust_roots: Sequence[bytes]) -> Pdf
         )
     whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     problems = []
+    if status.trusted and status.validation_path is not None:
+        # the CMS certificate set is not signed: a changed copy of a CA certificate in it
+        # still validates against the trust root; require every carried certificate to be
+        # byte for byte one of the validated path, so no byte of the file goes unchecked
+        path = {c.dump() for c in status.validation_path.iter_certs(include_root=True)}
+        carried = [c.chosen.dump() for c in sig.signed_data["certificates"] or ()]
+        if any(der not in path for der in carried):
+            problems.append("the signature carries a certificate outside its validated chain")
     if len(embedded) != 1:
         problems.append(f"the PDF holds {len(embedded)} signatures; exactly one is expected")
     if not status.intact:
@@ -458,7 +466,8 @@ def verify_pdf_signature(pdf_bytes: bytes, trust_roots: Sequence[bytes]) -> PdfS
         VerificationError: ``pdf.unsigned`` (no signature), ``pdf.not_whole_file`` (bytes
             appended after signing, or several signatures), ``pdf.untrusted`` (no chain to a
             trust root); :class:`SignatureError` ``pdf.signature`` when the signed bytes or
-            the signature value do not verify.
+            the signature value do not verify, or the signature carries a certificate that
+            is not byte for byte part of its validated chain.
         ConfigurationError: ``render.certificate`` when a trust root cannot be read.
     """
     report = inspect_pdf_signature(pdf_bytes, trust_roots)
@@ -470,6 +479,8 @@ def verify_pdf_signature(pdf_bytes: bytes, trust_roots: Sequence[bytes]) -> PdfS
         raise VerificationError("; ".join(report.problems), code="pdf.not_whole_file")
     if not report.trusted:
         raise VerificationError("; ".join(report.problems), code="pdf.untrusted")
+    if report.problems:
+        raise SignatureError("; ".join(report.problems), code="pdf.signature")
     return report
 
 

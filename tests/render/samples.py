@@ -20,7 +20,7 @@ SAMPLE = resources.files("creditbank") / "data" / "sample"
 ISSUER = {
     "id": "did:web:127.0.0.1%3A8000",
     "type": ["Profile"],
-    "name": "学分银行 / Learning Credit Bank",
+    "name": "江海终身学习学分银行 / Jianghai Lifelong Learning Credit Bank",
 }
 BASE_URL = "http://127.0.0.1:8000"
 
@@ -156,12 +156,6 @@ def transcript_credential(
         )
         records[3]["nameOnRecord"] = "王建囯"
         records[3]["nameDiffers"] = True
-        if records[0]["kind"] == "academic_credit":
-            records[0].update(
-                custodianId="BANK",
-                custodianNameZh="学分银行",
-                custodianNameEn="Learning Credit Bank",
-            )
     conversions = [
         {
             "type": "ConversionDecision",

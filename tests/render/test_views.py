@@ -1,0 +1,151 @@
+"""Views read from the credential, and the HTML the templates make of them (no PDF here)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from creditbank.errors import InvalidInputError
+from creditbank.render.credential_view import view_from_credential
+from creditbank.render.html import render_html
+from creditbank.render.qr import QUIET_ZONE, qr_matrix, qr_svg, verification_url
+from creditbank.render.views import CertificateView, TranscriptView, format_credits
+
+from .samples import BASE_URL, CODE, EXPIRES, certificate_credential, transcript_credential
+
+URL = verification_url(BASE_URL, CODE)
+
+
+def transcript(cred: dict[str, Any]) -> TranscriptView:
+    view = view_from_credential(cred, code=CODE, verify_url=URL, code_expires_on=EXPIRES)
+    assert isinstance(view, TranscriptView)
+    return view
+
+
+def test_verification_url_shows_the_formatted_code() -> None:
+    assert URL == "http://127.0.0.1:8000/v/7K3M-9Q2R-XW5T-8V4N"
+    assert verification_url(BASE_URL + "/", CODE.lower()) == URL
+    with pytest.raises(InvalidInputError):
+        verification_url("ftp://bank", CODE)
+
+
+def test_qr_has_a_white_quiet_zone() -> None:
+    m = qr_matrix(URL)
+    n = len(m)
+    assert n == 21 + 4 * ((n - 2 * QUIET_ZONE - 21) // 4) + 2 * QUIET_ZONE
+    for i in range(QUIET_ZONE):
+        assert not any(m[i])
+        assert not any(m[n - 1 - i])
+        assert not any(row[i] for row in m)
+        assert not any(row[n - 1 - i] for row in m)
+    svg = qr_svg(URL)
+    assert svg.startswith("<svg")
+    assert 'width="40mm"' in svg
+    assert "href" not in svg
+
+
+@pytest.mark.parametrize(("centi", "text"), [(400, "4"), (150, "1.5"), (125, "1.25"), (0, "0")])
+def test_credits_print_without_trailing_zeros(centi: int, text: str) -> None:
+    assert format_credits(centi) == text
+
+
+def test_transcript_groups_by_institution_then_kind() -> None:
+    cred = transcript_credential("L01")
+    view = transcript(cred)
+    records = cred["credentialSubject"]["records"]
+    assert view.record_count == len(records)
+    assert view.holder_name == "王建国"
+    seen = [s.institution.institution_id for s in view.sections]
+    assert seen == list(dict.fromkeys(r["institutionId"] for r in records))
+    for section in view.sections:
+        kinds = [g.kind for g in section.groups]
+        assert len(kinds) == len(set(kinds))
+        for group in section.groups:
+            assert group.institution == section.institution
+
+
+def test_states_notes_and_names_come_from_the_credential() -> None:
+    view = transcript(transcript_credential("L01"))
+    rows = [r for s in view.sections for g in s.groups for r in g.rows]
+    by_index = {r.ledger_index: r for r in rows}
+    assert by_index[101].state == "corrected"
+    revoked = by_index[102]
+    assert revoked.state == "revoked"
+    assert "2025-02-01" in revoked.state_note_zh
+    assert revoked.state_note_en == "成绩录入错误 / grade entered in error"
+    assert by_index[103].name_on_record == "王建囯"
+    assert by_index[100].name_on_record is None
+    facts = {f.label_en: f.value for f in by_index[100].facts}
+    assert facts == {"Credits": "4", "Grade": "82", "Term": "2024S"}
+    grant = view.conversions[0].grants[1]
+    assert grant.voided_on is not None
+    assert grant.void_reason
+    assert grant.sources == "#105, #106"
+    assert view.totals[0].room_left == "8"
+
+
+def test_closed_institution_names_its_custodian() -> None:
+    view = transcript(transcript_credential("L10"))
+    closed = [s.institution for s in view.sections if s.institution.institution_id == "INS-VS"]
+    assert closed
+    assert closed[0].custodian_zh == "江海终身学习学分银行"
+
+
+def test_certificate_holds_one_record() -> None:
+    view = view_from_credential(
+        certificate_credential("L01", 0), code=CODE, verify_url=URL, code_expires_on=EXPIRES
+    )
+    assert isinstance(view, CertificateView)
+    assert view.record is not None
+    assert view.record.title_zh == "物流管理基础"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("credentialSubject", "name"), None),
+        (("validFrom",), "yesterday"),
+        (("type",), ["VerifiableCredential"]),
+        (("credentialSubject", "records"), {"not": "a list"}),
+    ],
+)
+def test_malformed_credentials_are_refused(path: tuple[str, ...], value: Any) -> None:
+    cred = copy.deepcopy(transcript_credential("L01"))
+    target = cred
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(InvalidInputError) as e:
+        view_from_credential(cred, code=CODE, verify_url=URL, code_expires_on=EXPIRES)
+    assert e.value.code == "render.credential"
+
+
+def test_html_escapes_content_and_links_only_the_stylesheet() -> None:
+    hostile = '<img src="file:///etc/passwd"><style>body{display:none}</style>'
+    html = render_html(transcript(transcript_credential("L01", name=hostile)))
+    assert hostile not in html
+    assert "&lt;img src=&#34;file:///etc/passwd&#34;&gt;" in html
+    assert re.findall(r'(?:src|href)="([^"]*)"', html) == ["base.css"]
+    assert html.count("<svg") == 1
+
+
+def test_html_shows_every_section() -> None:
+    html = render_html(transcript(transcript_credential("L01")))
+    for text in (
+        "学习成果证明",
+        "Learning Record Transcript",
+        "物流管理基础",
+        "Fundamentals of Logistics Management",
+        "原始记录姓名",
+        "已撤销 Revoked",
+        "已更正 Corrected",
+        "已作废 Voided 2025-07-21",
+        "剩余额度 Room left",
+        "7K3M-9Q2R-XW5T-8V4N",
+        "2025-08-28",
+        URL,
+    ):
+        assert text in html, text
