@@ -12,6 +12,7 @@ import pytest
 from credential_fixtures import BASE_URL, World, make_world
 
 from creditbank.core.credentials.context import context_bytes, context_url
+from creditbank.core.status_list import StatusList, build_status_list_credential
 from interop.conftest import VcVerify, VcVerifyBatch
 
 NOW = "2025-09-02T00:00:00Z"
@@ -182,3 +183,28 @@ def test_jsonld_safe_mode_is_really_on(tamper_verdicts: dict[str, dict[str, Any]
     assert verdict["verified"] is False
     assert verdict["checks"]["jsonld"]["ok"] is False
     assert verdict["checks"]["signatureAndStructure"] == {"ok": True}
+
+
+def test_status_list_credential_verifies(
+    world: World, context_file: Path, vc_verify_batch: VcVerifyBatch
+) -> None:
+    url = f"{BASE_URL}/api/v1/status/1"
+    doc = world.sign(
+        build_status_list_credential(
+            StatusList.with_set([4242]),
+            list_credential_url=url,
+            issuer=world.issuer.did,
+            valid_from="2025-09-01T08:00:00Z",
+        )
+    )
+    tampered = copy.deepcopy(doc)
+    tampered["credentialSubject"]["encodedList"] = StatusList().encode()
+    good, bad = vc_verify_batch(
+        [_bytes(doc), _bytes(tampered)],
+        world.did_document,
+        context_file,
+        context_url=CONTEXT_URL,
+        now=NOW,
+    )
+    assert good["verified"] is True, good["errors"]
+    assert bad["verified"] is False
