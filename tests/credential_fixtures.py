@@ -28,6 +28,7 @@ from creditbank.core.credentials.model import (
     CertificateContent,
     ConversionItem,
     CourseRef,
+    ExamExemptionItem,
     GrantItem,
     Holder,
     InstitutionRef,
@@ -131,6 +132,7 @@ class World:
     )
     holder: Holder = field(default_factory=lambda: Holder(LEARNER, NAME, SALT))
     transcript: TranscriptContent | None = None
+    exam_conversion: ConversionItem | None = None
     keys: RegistryKeys | None = None
 
     # -- keys -------------------------------------------------------------------------------
@@ -499,6 +501,36 @@ def make_world(extra_records: int = 0, name: str = NAME) -> World:
             "reason": "来源记录 O0002 已撤销 / source record O0002 revoked",
         },
     )
+    exam_body = {
+        "application_id": "A02",
+        "learner": LEARNER,
+        "type": "exam_exemption",
+        "applied_on": "2025-04-01",
+        "rules_entry": 3,
+        "reason": "exam_exemption_granted",
+        "credits_centi": 0,
+        "explanation_zh": "免考理论知识考试",
+        "explanation_en": "Exempt from the theory exam",
+        "certificate_type_id": "CT-COURIER-L4",
+        "grants": [],
+        "rule_notes": [],
+        "record_notes": [],
+        "exam": {
+            "certificate_type_id": "CT-COURIER-L4",
+            "granted": True,
+            "exam_part": "theory",
+            "rule_key": "E-COURIER-THEORY",
+            "rule_version": 1,
+            "basis": {
+                "owner": "INS-COL",
+                "record_id": "O0002",
+                "entry": cert,
+                "root_record_id": "O0002",
+                "root_entry": cert,
+            },
+        },
+    }
+    exam = w.append("conversion.decided", BANK_ID, T_REG + timedelta(days=455), exam_body)
     w.seal()
 
     def rec(
@@ -589,6 +621,20 @@ def make_world(extra_records: int = 0, name: str = NAME) -> World:
             evidence=w.evidence(decision),
         )
     ]
+    w.exam_conversion = ConversionItem(
+        entry_idx=exam,
+        application_id="A02",
+        type="exam_exemption",
+        program=ProgramRef("CT-COURIER-L4", "快递员四级", "Courier level 4"),
+        applied_on=date(2025, 4, 1),
+        reason="exam_exemption_granted",
+        credits_centi=0,
+        explanation_zh="免考理论知识考试",
+        explanation_en="Exempt from the theory exam",
+        grants=(),
+        evidence=w.evidence(exam),
+        exam=ExamExemptionItem("CT-COURIER-L4", True, "theory", "E-COURIER-THEORY", 1, cert),
+    )
     w.transcript = TranscriptContent(
         w.holder,
         tuple(w.records),

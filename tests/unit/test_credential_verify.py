@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from credential_fixtures import (
 
 from creditbank.core.checkpoint import Checkpoint, sign_checkpoint
 from creditbank.core.credentials.did import did_document
+from creditbank.core.credentials.model import CertificateContent
 from creditbank.core.credentials.verify import (
     Check,
     CredentialCheckError,
@@ -35,6 +37,7 @@ from creditbank.core.credentials.verify import (
 from creditbank.core.entries import build_entry, parse_entry, sign_entry
 from creditbank.core.registry import replay
 from creditbank.core.signing import Ed25519Signer, entry_key_id
+from creditbank.errors import InvalidInputError
 
 
 @pytest.fixture(scope="module")
@@ -370,3 +373,26 @@ def test_unknown_institution_fails_its_records(world: World, genuine: dict[str, 
     ou = [r.entry_idx for r in world.records if r.evidence.entry.find(b'"issuer":"INS-OU"') >= 0]
     assert ou
     assert all(f"record[{i}].institution_signature" in failed for i in ou)
+
+
+def test_exam_exemption_certificate(world: World) -> None:
+    assert world.exam_conversion is not None
+    content = CertificateContent(world.holder, conversion=world.exam_conversion)
+    doc = world.certificate_credential(content)
+    (conv,) = doc["credentialSubject"]["conversions"]
+    assert conv["conversionType"] == "exam_exemption"
+    assert conv["exam"]["examPart"] == "theory"
+    assert conv["exam"]["basisEntry"] == world.records[1].entry_idx
+    assert doc["credentialSubject"]["achievement"]["name"].startswith("考试免考认定")
+    assert failed_checks(_check(world, doc)) == []
+    tampered = copy.deepcopy(doc)
+    tampered["credentialSubject"]["conversions"][0]["exam"]["examPart"] = "practice"
+    idx = world.exam_conversion.entry_idx
+    assert failed_checks(_check(world, _resign(world, tampered))) == [f"conversion[{idx}].facts"]
+    exam = world.exam_conversion.exam
+    assert exam is not None
+    wrong = dataclasses.replace(
+        world.exam_conversion, exam=dataclasses.replace(exam, exam_part="practice")
+    )
+    with pytest.raises(InvalidInputError):
+        world.certificate_credential(CertificateContent(world.holder, conversion=wrong))

@@ -222,7 +222,9 @@ def _record_facts(
         _same("state", rec.get("state"), "revoked")
 
 
-def _void_facts(void: Any, decision_idx: int, grant_no: int, items: Mapping[int, _Item]) -> None:
+def _void_facts(
+    void: Any, decision_idx: int, grant_no: int | None, items: Mapping[int, _Item]
+) -> None:
     if void is None:
         return
     if not isinstance(void, Mapping):
@@ -235,7 +237,8 @@ def _void_facts(void: Any, decision_idx: int, grant_no: int, items: Mapping[int,
         raise _Bad("voidEntryIndex names no conversion.voided evidence")
     vb = ev.entry.body
     _same("void decision", decision_idx, vb.get("decision_entry"))
-    _same("void grant", grant_no, vb.get("grant_no"))
+    if grant_no is not None:  # an exam exemption's void names the decision only
+        _same("void grant", grant_no, vb.get("grant_no"))
     _same("voidedOn", void.get("voidedOn"), vb.get("voided_at"))
     _same("voidReason", void.get("voidReason"), vb.get("reason"))
 
@@ -299,6 +302,7 @@ def _conversion_facts(
             _same(f"exam {shown}", exam.get(shown), signed_exam.get(signed))
         basis = signed_exam.get("basis")
         _same("exam basisEntry", exam.get("basisEntry"), None if basis is None else basis["entry"])
+        _void_facts(exam.get("voided"), item.index, None, items)
 
 
 def _signature(item: _Item, keys: KeyDirectory, role: str) -> None:
