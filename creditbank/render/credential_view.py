@@ -199,9 +199,10 @@ def _sections(records: Sequence[Any]) -> tuple[InstitutionSection, ...]:
 
 
 def _voided(obj: Any) -> tuple[date | None, str | None]:
+    """A ``GrantVoid`` (``voidedOn``, ``voidReason``) or nothing."""
     if not isinstance(obj, Mapping):
         return None, None
-    return _date(obj.get("on"), "voided.on"), _opt(obj, "reason") or None
+    return _date(obj.get("voidedOn"), "voidedOn"), _opt(obj, "voidReason") or None
 
 
 def _conversion(raw: Any) -> ConversionBlock:
@@ -213,8 +214,8 @@ def _conversion(raw: Any) -> ConversionBlock:
         sources = ", ".join(f"#{i}" for i in _list(g.get("sourceEntries"), "sourceEntries"))
         grants.append(
             GrantRow(
-                target_zh=_opt(g, "targetNameZh") or "选修学分",
-                target_en=_opt(g, "targetNameEn") or "Elective credits",
+                target_zh=_opt(g, "targetCourseNameZh") or "选修学分",
+                target_en=_opt(g, "targetCourseNameEn") or "Elective credits",
                 credits=format_credits(_int(g, "creditsCenti")),
                 rule=f"{_str(g, 'ruleKey')} v{_int(g, 'ruleVersion')}",
                 explanation_zh=_opt(g, "explanationZh"),
@@ -229,8 +230,9 @@ def _conversion(raw: Any) -> ConversionBlock:
     exam_voided_on: date | None = None
     exam_void_reason: str | None = None
     if isinstance(exam, Mapping):
-        exam_zh = _opt(exam, "examPartZh") or _opt(exam, "examPart")
-        exam_en = _opt(exam, "examPartEn") or _opt(exam, "examPart")
+        part = _opt(exam, "examPart")
+        exam_zh = part or ("未获免考" if exam.get("granted") is False else "")
+        exam_en = "" if part else ("not granted" if exam.get("granted") is False else "")
         exam_voided_on, exam_void_reason = _voided(exam.get("voided"))
     centi = c.get("creditsCenti")
     return ConversionBlock(
@@ -268,8 +270,8 @@ def _issuer(raw: Any) -> IssuerLine:
         return IssuerLine(name_zh=raw, name_en="", did=raw)
     issuer = _map(raw, "issuer")
     name = _opt(issuer, "name")
-    zh = _opt(issuer, "nameZh")
-    en = _opt(issuer, "nameEn")
+    zh = _opt(issuer, "issuerNameZh")
+    en = _opt(issuer, "issuerNameEn")
     if not (zh or en) and " / " in name:
         zh, en = (part.strip() for part in name.split(" / ", 1))
     return IssuerLine(name_zh=zh or name, name_en=en, did=_str(issuer, "id"))

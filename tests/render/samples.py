@@ -21,6 +21,9 @@ ISSUER = {
     "id": "did:web:127.0.0.1%3A8000",
     "type": ["Profile"],
     "name": "江海终身学习学分银行 / Jianghai Lifelong Learning Credit Bank",
+    "issuerNameZh": "江海终身学习学分银行",
+    "issuerNameEn": "Jianghai Lifelong Learning Credit Bank",
+    "url": "http://127.0.0.1:8000",
 }
 BASE_URL = "http://127.0.0.1:8000"
 
@@ -182,14 +185,13 @@ def transcript_credential(
                     "ruleVersion": 1,
                     "creditsCenti": 400,
                     "sourceEntries": [104],
-                    "targetNameZh": "快递业务与运营",
-                    "targetNameEn": "Express Delivery Operations",
+                    "targetCourseNameZh": "快递业务与运营",
+                    "targetCourseNameEn": "Express Delivery Operations",
                     "explanationZh": "持有快递员四级证书，免修《快递业务与运营》，计 4 学分。",
                     "explanationEn": (
                         "Courier level-4 certificate: exempt from Express Delivery "
                         "Operations, 4 credits."
                     ),
-                    "voided": None,
                 },
                 {
                     "type": "ConversionGrant",
@@ -201,9 +203,10 @@ def transcript_credential(
                     "explanationZh": "岗位培训 64 学时折算选修 2 学分。",
                     "explanationEn": "64 training hours converted to 2 elective credits.",
                     "voided": {
-                        "on": "2025-07-21",
-                        "reason": "来源记录被撤销 / source record revoked",
-                        "entryIndex": 310,
+                        "type": "GrantVoid",
+                        "voidedOn": "2025-07-21",
+                        "voidReason": "来源记录被撤销 / source record revoked",
+                        "voidEntryIndex": 310,
                     },
                 },
             ],

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import weasyprint
+from credential_fixtures import make_world
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pypdf import PdfReader
@@ -98,6 +99,7 @@ def docs(signer: DocumentSigner) -> dict[str, Doc]:
         "latin": transcript_credential("L13", name=LONG_NAME),
         "certificate": certificate_credential("L12", 0),
         "latin-certificate": certificate_credential("L13", 0, name=LONG_NAME),
+        "real": make_world().transcript_credential(),
     }
     out = {}
     for tag, cred in creds.items():

@@ -149,3 +149,50 @@ def test_html_shows_every_section() -> None:
         URL,
     ):
         assert text in html, text
+
+
+# -- credentials made by the credential core (tests/credential_fixtures.py) ------------------
+@pytest.fixture(scope="module")
+def world() -> Any:
+    from credential_fixtures import make_world
+
+    return make_world()
+
+
+def test_real_transcript_credential_maps_every_record_and_grant(world: Any) -> None:
+    cred = world.transcript_credential()
+    view = transcript(cred)
+    subject = cred["credentialSubject"]
+    assert view.holder_name == subject["name"]
+    assert view.issuer.name_zh == cred["issuer"]["issuerNameZh"]
+    assert view.issuer.name_en == cred["issuer"]["issuerNameEn"]
+    assert view.record_count == len(subject["records"])
+    shown = {r.ledger_index: r for s in view.sections for g in s.groups for r in g.rows}
+    for rec in subject["records"]:
+        row = shown[rec["entryIndex"]]
+        assert row.state == rec["state"]
+        assert row.title_zh == rec.get("titleZh", rec.get("titleEn", rec["recordId"]))
+        assert (row.name_on_record is not None) == rec["nameDiffers"]
+        if rec["state"] == "revoked":
+            assert row.state_note_en == rec["revocationReason"]
+    assert len(view.conversions) == len(subject["conversions"])
+    for block, dec in zip(view.conversions, subject["conversions"], strict=True):
+        assert block.ledger_index == dec["entryIndex"]
+        assert block.credits == format_credits(dec["creditsCenti"])
+        for row, grant in zip(block.grants, dec["grants"], strict=True):
+            assert row.credits == format_credits(grant["creditsCenti"])
+            assert (row.voided_on is not None) == ("voided" in grant)
+    assert [t.granted for t in view.totals] == [
+        format_credits(t["grantedCenti"]) for t in subject["totals"]
+    ]
+    html = render_html(view)
+    assert subject["name"] in html
+
+
+def test_real_certificates_of_a_record_and_a_decision(world: Any) -> None:
+    for content in (world.certificate_record, world.certificate_conversion):
+        cred = world.certificate_credential(content)
+        view = view_from_credential(cred, code=CODE, verify_url=URL, code_expires_on=EXPIRES)
+        assert isinstance(view, CertificateView)
+        assert (view.record is None) == (content.record is None)
+        assert view.holder_name in render_html(view)
