@@ -505,7 +505,7 @@ def _record_achievement(
         "type": ["Achievement"],
         "achievementType": ach_type,
         "name": title or f"{kind_zh} / {kind_en}",
-        "description": f"{kind_zh}：{shown} / {kind_en}: {shown}",
+        "description": f"{kind_zh} / {kind_en}: {shown}",
         "criteria": {
             "narrative": (
                 f"由{item.institution.name_zh}签名，学分银行日志第 {item.entry_idx} 条 / Signed by "
