@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     max_signature_age_seconds: float = Field(
         default=7 * 86400, gt=0, description="how old a new entry's signing time may be"
     )
+    learner_writes_per_minute: float = Field(
+        default=12, gt=0, description="applications one learner token may make per minute"
+    )
+    learner_write_burst: int = Field(default=6, ge=1, description="... of them at once")
+    institution_writes_per_minute: float = Field(
+        default=1200, gt=0, description="writes (posts, resolutions) per institution per minute"
+    )
+    institution_write_burst: int = Field(default=200, ge=1, description="... of them at once")
     public_base_url: str = "http://127.0.0.1:8000"
     document_cert: Path | None = Field(
         default=None, description="PDF-signing certificate (PEM); default: the demo one in keys/"

@@ -6,6 +6,7 @@ Nothing here is global: everything hangs off ``request.app.state`` set by
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Final
@@ -15,9 +16,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from creditbank.api.errors import UnsupportedMediaTypeError
 from creditbank.core.entries import PRIVATE_TYPES
-from creditbank.errors import AuthError
+from creditbank.errors import AuthError, RateLimitedError
 from creditbank.service.bank import Bank
 from creditbank.service.ledger import GroupCommitter
+from creditbank.service.ratelimit import RateLimiter
 from creditbank.storage.token_repo import lookup_token
 
 
@@ -138,3 +140,57 @@ def require_json(request: Request) -> None:
 
 
 JsonBody = Depends(require_json)
+
+
+# -- write rate limits ------------------------------------------------------------------------
+_LIMITERS_GUARD = threading.Lock()
+
+
+def _write_limiter(request: Request, bank: Bank, role: str) -> RateLimiter:
+    """The app's write limiter of ``role`` (``learner`` or ``institution``), created on first
+    use from the bank's settings and kept in ``app.state.write_limiters``."""
+    state = request.app.state
+    limiters: dict[str, RateLimiter] | None = getattr(state, "write_limiters", None)
+    if limiters is None:
+        with _LIMITERS_GUARD:
+            limiters = getattr(state, "write_limiters", None)
+            if limiters is None:
+                limiters = state.write_limiters = {}
+    limiter = limiters.get(role)
+    if limiter is None:
+        s = bank.settings
+        per_minute, burst = (
+            (s.learner_writes_per_minute, s.learner_write_burst)
+            if role == "learner"
+            else (s.institution_writes_per_minute, s.institution_write_burst)
+        )
+        with _LIMITERS_GUARD:
+            limiter = limiters.setdefault(
+                role,
+                RateLimiter(
+                    rate=per_minute / 60, burst=burst, clock=bank.clock, name=f"{role} writes"
+                ),
+            )
+    return limiter
+
+
+def limit_writes(request: Request, bank: BankDep, who: PrincipalDep) -> None:
+    """Take one write token of the calling learner or institution (other callers are refused
+    by the route itself). Limits the rate of writes to the permanent log, never the right: a
+    refused write is answered 429 with ``Retry-After`` and writes nothing.
+
+    Raises:
+        RateLimitedError: ``rate.limited``.
+    """
+    if who.role not in ("learner", "institution") or who.subject is None:
+        return
+    try:
+        _write_limiter(request, bank, who.role).check(who.subject)
+    except RateLimitedError as e:
+        raise RateLimitedError(
+            f"too many writes by this {who.role}; try again in {e.retry_after} s",
+            retry_after=e.retry_after,
+        ) from None
+
+
+WriteLimit = Depends(limit_writes)

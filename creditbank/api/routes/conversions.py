@@ -22,7 +22,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 
-from creditbank.api.deps import BankDep, JsonBody, Principal, PrincipalDep
+from creditbank.api.deps import BankDep, JsonBody, Principal, PrincipalDep, WriteLimit
 from creditbank.api.schemas import ApplicationCreate, ApplicationList, ApplicationOut
 from creditbank.errors import AuthError, ForbiddenError, NotFoundError
 from creditbank.service import conversion
@@ -80,7 +80,7 @@ def _learner(who: Principal) -> str:
     response_model=ApplicationOut,
     responses=_APPLY_RESPONSES,
     summary="Apply for credit conversion (program_id) or an exam exemption (learner token)",
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, WriteLimit],
 )
 def create_application(
     req: ApplicationCreate,

@@ -25,7 +25,14 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from creditbank.api.deps import BankDep, CommitterDep, JsonBody, Principal, PrincipalDep
+from creditbank.api.deps import (
+    BankDep,
+    CommitterDep,
+    JsonBody,
+    Principal,
+    PrincipalDep,
+    WriteLimit,
+)
 from creditbank.api.errors import problem
 from creditbank.api.routes.log import Decimal
 from creditbank.api.schemas import (
@@ -148,7 +155,7 @@ def _post(bank: Bank, caller: str, data: bytes, submit: svc.Submit) -> list[Appe
     response_model=RecordsPosted,
     responses=_POST_RESPONSES,
     summary="Post an atomic batch of signed record entries (institution token)",
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, WriteLimit],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -190,7 +197,7 @@ def _parse_resolve(data: bytes) -> LearnerResolve:
     response_model=LearnerResolved,
     responses=_RESOLVE_RESPONSES,
     summary="Map an identity document and name to the learner id and salt (institution token)",
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, WriteLimit],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -241,7 +248,7 @@ def _parse_resolve_batch(data: bytes) -> LearnerResolveBatch:
     "/learners/resolve-batch",
     response_model=LearnerResolvedBatch,
     responses=_WRITE_ERRORS,
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, WriteLimit],
     summary="Resolve up to 1,000 identity documents and names in one transaction "
     "(institution token); per-item errors",
     openapi_extra={
