@@ -47,6 +47,7 @@ from creditbank.errors import (
     VerificationError,
 )
 from creditbank.service.bank import Bank, init_home, migrate_home, open_bank
+from creditbank.service.keys import LOG_KEY
 from creditbank.storage.engine import UNAVAILABLE
 from creditbank.storage.token_repo import issue_token
 
@@ -104,9 +105,32 @@ def _state(ctx: typer.Context) -> State:
     return obj
 
 
+def require_home(settings: Settings) -> None:
+    """Refuse, in one line that says what to do, to run where there is no initialised home.
+
+    Raises:
+        ConfigurationError: ``config.no_home`` if the home or its log key is missing.
+    """
+    if (settings.keys_dir / LOG_KEY).exists():
+        return
+    home = settings.home.resolve()
+    what = (
+        f"{home} is not an initialised creditbank home ({LOG_KEY} is missing)"
+        if home.exists()
+        else f"there is no creditbank home at {home}"
+    )
+    raise ConfigurationError(
+        f"{what}: run `creditbank init` to create one, or set CREDITBANK_HOME (or --home) "
+        "to the bank's home",
+        code="config.no_home",
+    )
+
+
 @contextmanager
 def _open(ctx: typer.Context) -> Iterator[Bank]:
-    bank = open_bank(_state(ctx).settings())
+    settings = _state(ctx).settings()
+    require_home(settings)
+    bank = open_bank(settings)
     try:
         yield bank
     finally:
@@ -171,6 +195,7 @@ def init(ctx: typer.Context) -> None:
 def migrate(ctx: typer.Context) -> None:
     """Bring an initialised database's schema up to this version (back it up first)."""
     settings = _state(ctx).settings()
+    require_home(settings)
     before, after = migrate_home(settings)
     if before == after:
         _out(f"schema up to date ({after})")
@@ -194,6 +219,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """
     import uvicorn
 
+    require_home(settings)
     bank = open_bank(settings, pool=False)  # fail here, in one line, if the home is not ready
     sqlite = bank.engine.dialect.name == "sqlite"
     bank.close()
@@ -487,12 +513,14 @@ def auditor_token(
 # Each line imports one module (add yours on its own line; keep them sorted).
 # --- command modules ---
 # isort: off
+import creditbank.cli.account_cmds  # noqa: E402 - registers account
 import creditbank.cli.client_cmds  # noqa: E402 - registers keys, post
 import creditbank.cli.conversion_cmds  # noqa: E402 - registers rules, apply, what-if, report
 import creditbank.cli.document_cmds  # noqa: E402 - registers transcript, certificate
 import creditbank.cli.import_cmds  # noqa: E402 - registers import
 import creditbank.cli.integrity_cmds  # noqa: E402 - registers rebuild-projections
 import creditbank.cli.monitor_cmds  # noqa: E402 - registers monitor
+import creditbank.cli.verify_cmds  # noqa: E402 - registers verify, keys export-public
 import creditbank.cli.institution_cmds  # noqa: E402, F401 - registers institution, learner
 
 # isort: on

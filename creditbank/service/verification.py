@@ -219,7 +219,7 @@ def _report(
     return VerificationReport(status == VALID, status, checks, timings=timings, **facts)
 
 
-class _Timer:
+class PhaseTimer:
     """Adds the time spent in each ``with timer("phase")`` block to ``timings``."""
 
     def __init__(self) -> None:
@@ -713,7 +713,7 @@ class Verifier:
             StorageError: if the database is unavailable.
             ConfigurationError: if the bank's public base URL is not usable for its DID.
         """
-        timer = _Timer()
+        timer = PhaseTimer()
         with timer("code"):
             code = normalize_code(text)
             try:
@@ -753,7 +753,7 @@ class Verifier:
         from creditbank.errors import VerificationError
         from creditbank.render.pdfsign import extract_credential, inspect_pdf_signature
 
-        timer = _Timer()
+        timer = PhaseTimer()
         kind = upload_kind(data, media_type)
         checks: list[Check] = []
         if kind == "pdf":
@@ -820,7 +820,7 @@ class Verifier:
         doc: Any,
         causes: list[repo.StatusCause],
         checks: list[Check],
-        timer: _Timer,
+        timer: PhaseTimer,
         *,
         upload: _Uploaded | None,
     ) -> VerificationReport:
@@ -871,7 +871,7 @@ class Verifier:
         )
 
     def _upload_checks(
-        self, upload: _Uploaded, doc: Any, static: _Static, checks: list[Check], timer: _Timer
+        self, upload: _Uploaded, doc: Any, static: _Static, checks: list[Check], timer: PhaseTimer
     ) -> None:
         same = upload.digest is not None and hmac.compare_digest(upload.digest, static.digest)
         if same:
