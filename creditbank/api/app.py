@@ -319,13 +319,8 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
     install_negotiated_errors(app)
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)  # outermost: error answers get the headers too
-    install_docs(app)
-    app.include_router(log_routes.router, prefix="/api/v1")
-    app.include_router(records_routes.router, prefix="/api/v1")
-    app.include_router(conversion_routes.router, prefix="/api/v1")
-    app.include_router(documents_routes.router)  # full paths: /api/v1/…, /.well-known, /contexts
-    app.include_router(verify_routes.router)  # /api/v1/verify…
 
+    # routes match in order of registration, each scanned per request: the hot ones first
     @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
     async def healthz() -> Health:
         try:
@@ -333,6 +328,13 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
         except Exception as e:  # the service does not wrap read errors; any means "down"
             raise StorageError(f"database unreachable: {type(e).__name__}") from e
         return {"status": "ok", "size": size}
+
+    install_docs(app)
+    app.include_router(log_routes.router, prefix="/api/v1")
+    app.include_router(records_routes.router, prefix="/api/v1")
+    app.include_router(conversion_routes.router, prefix="/api/v1")
+    app.include_router(documents_routes.router)  # full paths: /api/v1/…, /.well-known, /contexts
+    app.include_router(verify_routes.router)  # /api/v1/verify…
 
     return app
 
