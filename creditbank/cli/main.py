@@ -11,8 +11,8 @@
 Errors are one line on stderr: ``error: <message> [<code>]``. ``--verbose`` re-raises, so
 the traceback shows. Settings come from ``CREDITBANK_*``; the global flags override them.
 
-The CLI never imports :mod:`creditbank.api`: ``serve`` hands uvicorn the factory's import
-string.
+The CLI never imports :mod:`creditbank.api` or :mod:`creditbank.web`: ``serve`` hands
+uvicorn the import string of :mod:`creditbank.asgi`'s factory.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ from creditbank.service.keys import LOG_KEY
 from creditbank.storage.engine import UNAVAILABLE
 from creditbank.storage.token_repo import issue_token
 
-#: the uvicorn factory (an import string, so that the CLI does not import the API layer)
-APP_FACTORY: Final = "creditbank.api.app:create_app_from_env"
+#: the uvicorn factory: the API with the pages (an import string, so that the CLI imports
+#: neither the API nor the web layer)
+APP_FACTORY: Final = "creditbank.asgi:create_app_from_env"
 EX_OK: Final = 0
 EX_FAILURE: Final = 1
 EX_USAGE: Final = 2

@@ -1,0 +1,35 @@
+"""The ASGI application people and programs reach: the API and the pages, assembled.
+
+The API (:mod:`creditbank.api`) and the pages (:mod:`creditbank.web`) are independent
+layers that may not import each other (ARCHITECTURE.md §2, import-linter); this module, above
+both, puts them into one app. ``creditbank serve`` runs :func:`create_app_from_env`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from creditbank.api.app import create_app as create_api_app
+from creditbank.config import Settings
+from creditbank.service.bank import Bank
+from creditbank.web import install_web
+
+
+def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
+    """The API with the pages installed (for ``settings``, or an already open ``bank``).
+
+    Raises:
+        ConfigurationError: if the home or database is not initialised.
+    """
+    app = create_api_app(settings, bank=bank)
+    install_web(app)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The uvicorn factory: settings from ``CREDITBANK_*`` (``creditbank serve`` sets them).
+
+    Raises:
+        ConfigurationError: if the home or database is not initialised.
+    """
+    return create_app(Settings())
