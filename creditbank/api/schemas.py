@@ -86,6 +86,17 @@ class ChainPublic(BaseModel):
     duplicate_of: str | None = Field(
         description="<owner>/<record_id> of the canonical chain with the same dedup_key"
     )
+    state: Literal["current", "corrected", "revoked", "duplicate", "expired"] = Field(
+        description="the chain's state as the worker portal shows it"
+    )
+    institution: dict[str, Any] = Field(
+        description="the owning institution: id, name_zh, name_en, closed_on, custodian"
+    )
+    content: dict[str, Any] = Field(
+        description="the current version's content: kind, title_zh/en, subtitle_zh/en, "
+        "achieved_on, posted_at, credits, hours and the kind's payload fields (grade, term, "
+        "level, certificate_no, issued_on, expires_on, ...)"
+    )
 
 
 class LearnerRecords(BaseModel):

@@ -13,7 +13,8 @@
 * ``GET /api/v1/institutions/{id}/records`` (that institution's token, or its custodian's
   once it is closed): its records by ledger index, paginated.
 * ``GET /api/v1/learners/{learner_id}/records`` (the learner's token or an auditor): every
-  record chain with its current state.
+  record chain with its current state, the owning institution and the current version's
+  content (course, credits, grade, level, hours, dates; :mod:`creditbank.service.record_views`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from creditbank.errors import (
 from creditbank.service import institutions as svc
 from creditbank.service.bank import Bank
 from creditbank.service.ledger import AppendOutcome
+from creditbank.service.record_views import content_by_index
 from creditbank.service.records import ResolvedLearner
 
 router = APIRouter(tags=["records"])
@@ -314,6 +316,14 @@ def get_learner_records(
             "only the learner or an auditor reads these records", code="auth.forbidden"
         )
     chains = svc.learner_records(bank, learner_id)
+    views = content_by_index(bank, learner_id)  # content and state (issue #10 item 5)
     return LearnerRecords.model_validate(
-        {"learner_id": learner_id, "chains": [c.as_dict() for c in chains]}
+        {
+            "learner_id": learner_id,
+            "chains": [
+                c.as_dict()
+                | {k: views[c.current_index][k] for k in ("state", "institution", "content")}
+                for c in chains
+            ],
+        }
     )
