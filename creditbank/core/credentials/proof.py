@@ -150,13 +150,28 @@ def seed_from_multibase(text: str) -> bytes:
 
 
 # --- JCS and hashing --------------------------------------------------------------------------
+def _has_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float:
+            return True
+    return False
+
+
 def jcs(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON value (floats allowed, via the reference encoder).
 
     Fast path (as ADR 0005): ``orjson`` with sorted keys and strict integers writes exactly
-    the JCS bytes when the output holds no float, no ``null`` (``orjson`` writes NaN as
-    ``null``) and no character outside the BMP. Output that might hold any of them (the
-    checks are conservative: text inside strings can trigger them) takes the checked path.
+    the JCS bytes when the value holds no float and no character outside the BMP. Floats are
+    looked for in the output (conservatively: text inside strings can trigger the check) or,
+    when the output holds ``null`` (``orjson`` writes NaN as ``null``), in the value itself.
+    Anything else takes the checked path.
 
     Raises:
         InvalidInputError: if the value is not JSON (foreign types, huge integers).
@@ -168,9 +183,11 @@ def jcs(value: Any) -> bytes:
     if (
         out[:1] in (b"{", b"[")  # a float token then always ends in , } or ]
         and not out.translate(None, _BELOW_F0)
-        and b"null" not in out
-        and _FLOAT_FRACTION.search(out) is None
-        and _FLOAT_EXPONENT.search(out) is None
+        and (
+            not _has_float(value)
+            if b"null" in out  # NaN would be written as null: look for floats in the value
+            else _FLOAT_FRACTION.search(out) is None and _FLOAT_EXPONENT.search(out) is None
+        )
     ):
         return out
     try:
