@@ -96,7 +96,7 @@ def test_lookups_are_rate_limited_per_address(client: TestClient) -> None:
 
 def test_post_pdf_and_json_in_every_form(client: TestClient, world: World) -> None:
     issued = world.issued["L01"]
-    forms = [
+    forms: list[dict[str, Any]] = [
         {"content": issued.pdf, "headers": {"content-type": "application/pdf"}},
         {"files": {"file": ("t.pdf", issued.pdf, "application/pdf")}},
         {"content": issued.credential, "headers": {"content-type": "application/json"}},
