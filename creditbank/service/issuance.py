@@ -26,7 +26,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -59,6 +59,9 @@ from creditbank.service.share_codes import DEFAULT_TTL_DAYS, hash_code
 from creditbank.service.status import status_list_url
 from creditbank.storage import documents_repo as repo
 from creditbank.storage.engine import IMMEDIATE
+
+if TYPE_CHECKING:
+    from creditbank.render.pool import RenderPool
 
 DocumentKind = Literal["transcript", "certificate"]
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -437,3 +440,39 @@ def issuer_did_document(bank: Bank) -> dict[str, Any]:
 def credential_context() -> tuple[bytes, str]:
     """Our JSON-LD context (exact packaged bytes) and its media type."""
     return context_bytes(), CONTEXT_MEDIA_TYPE
+
+
+# -- rendering in worker processes ----------------------------------------------------------------
+def open_render_pool(bank: Bank, workers: int = 2) -> RenderPool:
+    """A warm :class:`RenderPool` signing with the bank's document identity (close it after).
+
+    Raises:
+        ConfigurationError: if the document identity cannot be read, or a worker fails.
+    """
+    from creditbank.render.pool import RenderPool, SignerMaterial
+    from creditbank.service.keys import document_identity_files, load_document_identity
+
+    load_document_identity(bank.settings, bank.clock.now())  # made if missing, and checked
+    cert, key, chain = document_identity_files(bank.settings)
+    material = SignerMaterial(
+        cert.read_bytes(), key.read_bytes(), (chain.read_bytes(),) if chain is not None else ()
+    )
+    pool = RenderPool(workers, signer=material)
+    try:
+        pool.warm()
+    except BaseException:
+        pool.close()
+        raise
+    return pool
+
+
+def pool_renderer(pool: RenderPool) -> RenderFn:
+    """A :data:`RenderFn` that renders and signs in the pool's worker processes."""
+
+    def render(
+        credential: dict[str, Any], data: bytes, code: str, url: str, expires: dt.date
+    ) -> bytes:
+        view = view_from_credential(credential, code=code, verify_url=url, code_expires_on=expires)
+        return pool.render_signed(view, data)
+
+    return render
