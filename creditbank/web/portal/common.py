@@ -1,9 +1,10 @@
 """What every portal page shares: templates, zh/en, the signed-in account, CSRF, cookies.
 
-* **Language**: ``?lang=zh|en`` (remembered in the ``cb_lang`` cookie), else the cookie, else
-  the first of zh/en in ``Accept-Language``; Chinese by default. Templates call
-  ``tr(zh, en)``; refusals from the services are shown by code in both languages
-  (:data:`MESSAGES`), falling back to the service's English message.
+* **Pages** are rendered by the web layer's :class:`~creditbank.web.site.Site` (its layout,
+  language rule and static files); portal templates (``templates/web/portal/``) extend
+  ``portal/base.html.j2`` and say each string in both languages with ``tr(zh, en)`` beside
+  each other (kept together so neither goes stale); refusals from the services are shown by
+  code in both languages (:data:`MESSAGES`), else the service's English message.
 * **Sessions**: the ``cb_session`` cookie (HttpOnly, SameSite=Lax, Secure over https, path
   ``/``) holds the session token of :class:`creditbank.service.accounts.Accounts`; no cookie,
   or an ended session, sends a page to ``/signin?next=…`` (303).
@@ -22,12 +23,9 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
-from functools import cache
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-import jinja2
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -37,12 +35,10 @@ from creditbank.errors import AuthError, CreditBankError, ForbiddenError
 from creditbank.service.accounts import Account, Accounts
 from creditbank.service.bank import Bank
 from creditbank.service.ratelimit import limiter_for
+from creditbank.web.site import Site, get_site
 
-TEMPLATE_DIR: Final = Path(__file__).resolve().parents[2] / "templates" / "web" / "portal"
 SESSION_COOKIE: Final = "cb_session"
 CSRF_COOKIE: Final = "cb_csrf"
-LANG_COOKIE: Final = "cb_lang"
-LANGS: Final = ("zh", "en")
 #: where each role lands after signing in
 HOME: Final[dict[str, str]] = {"worker": "/me", "operator": "/console", "admin": "/admin"}
 
@@ -79,37 +75,10 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-# -- templates and language ----------------------------------------------------------------------
-@cache
-def environment() -> jinja2.Environment:
-    """The portal's Jinja2 environment (autoescape on, strict undefined)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-        autoescape=jinja2.select_autoescape(default_for_string=True, default=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["day"] = lambda s: str(s)[:10] if s else ""
-    env.filters["minute"] = lambda s: str(s)[:16].replace("T", " ") if s else ""
-    return env
-
-
+# -- language -------------------------------------------------------------------------------
 def language(request: Request) -> str:
-    """``zh`` or ``en``: query, then cookie, then Accept-Language, else ``zh``."""
-    q = request.query_params.get("lang")
-    if q in LANGS:
-        return q
-    c = request.cookies.get(LANG_COOKIE)
-    if c in LANGS:
-        return c
-    for part in request.headers.get("accept-language", "").split(","):
-        tag = part.split(";")[0].strip().lower()
-        if tag.startswith("zh"):
-            return "zh"
-        if tag.startswith("en"):
-            return "en"
-    return "zh"
+    """``zh`` or ``en`` by the web layer's one rule (:meth:`creditbank.web.site.Site.language`)."""
+    return Site.language(request)
 
 
 def message(code: str, lang: str, fallback: str) -> str:
@@ -309,47 +278,30 @@ def render(
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
-    """Fill a portal template; pages are personal, so never cached."""
-    lang = language(request)
+    """Fill ``portal/<template>`` through the web layer's :class:`Site` (its layout, language
+    rule and static files) with the portal's context: ``tr(zh, en)``, ``account``, ``csrf``,
+    ``msg(code)``. Pages are personal, so never cached.
+    """
+    site = get_site(request)
+    lang = site.language(request)
     account = getattr(request.state, "account", None)
-    bank = get_bank(request)
 
     def tr(zh: str, en: str) -> str:
         return zh if lang == "zh" else en
 
-    def other_lang_url() -> str:
-        other = "en" if lang == "zh" else "zh"
-        params = dict(request.query_params)
-        params["lang"] = other
-        return (
-            request.url.path + "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in params.items())
-        )
-
-    ctx: dict[str, Any] = {
-        "lang": lang,
+    values: dict[str, Any] = {
         "tr": tr,
         "account": account,
-        "bank_name": bank.settings.bank_name_zh if lang == "zh" else bank.settings.bank_name_en,
         "csrf": csrf_token(request),
-        "path": request.url.path,
-        "other_lang_url": other_lang_url(),
-        "other_lang_label": "English" if lang == "zh" else "中文",
         "msg": lambda code, fallback="": message(code, lang, fallback),
     }
-    ctx.update(context or {})
-    html = environment().get_template(template).render(ctx)
-    response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+    values.update(context or {})
+    response = site.render(request, "portal/" + template, status=status, headers=headers, **values)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Language"] = "zh-CN" if lang == "zh" else "en"
     new_seed = getattr(request.state, "csrf_seed_new", None)
     if new_seed:
         response.set_cookie(
             CSRF_COOKIE, new_seed, httponly=True, samesite="strict", secure=secure(request),
-            path="/",
-        )  # fmt: skip
-    if request.query_params.get("lang") in LANGS:
-        response.set_cookie(
-            LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", secure=secure(request),
             path="/",
         )  # fmt: skip
     return response
