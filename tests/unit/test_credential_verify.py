@@ -200,6 +200,20 @@ def _displayed_institution(world: World, doc: dict[str, Any]) -> str:
     return f"record[{idx}].facts"
 
 
+def _displayed_institution_name(world: World, doc: dict[str, Any]) -> str:
+    idx = world.records[0].entry_idx
+    _record(doc, idx)["institutionNameEn"] = "Donghu Open Universities"
+    return f"record[{idx}].facts"
+
+
+def _custodian_hidden(world: World, doc: dict[str, Any]) -> str:
+    rec = next(r for r in world.records if r.custodian is not None)
+    shown = _record(doc, rec.entry_idx)
+    for key in ("custodianId", "custodianNameZh", "custodianNameEn"):
+        del shown[key]
+    return f"record[{rec.entry_idx}].facts"
+
+
 def _displayed_revocation_reason(world: World, doc: dict[str, Any]) -> str:
     idx = world.records[3].entry_idx
     _record(doc, idx)["revocationReason"] = "撤销"
@@ -272,6 +286,8 @@ MUTATIONS: dict[str, Mutation] = {
     "displayed payload": _displayed_payload,
     "displayed institution": _displayed_institution,
     "revocation reason": _displayed_revocation_reason,
+    "institution name": _displayed_institution_name,
+    "custodian hidden": _custodian_hidden,
     "name differs flag": _name_differs_flag,
     "grant credits": _grant_credits,
     "grant explanation": _grant_explanation,
@@ -353,7 +369,8 @@ def test_custodian_must_be_the_owners_custodian(world: World, genuine: dict[str,
     keys = _registry_with(world, [closed], drop_type="institution.closed")
     custodial = next(r for r in world.records if r.institution.institution_id == "INS-OLD")
     assert failed_checks(_check(world, genuine, keys=keys)) == [
-        f"record[{custodial.entry_idx}].institution_signature"
+        f"record[{custodial.entry_idx}].institution_signature",
+        f"record[{custodial.entry_idx}].facts",  # the credential names another custodian
     ]
 
 

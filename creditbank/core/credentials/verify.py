@@ -20,7 +20,8 @@ Check names (``N`` is a ledger index, ``S`` a tree size):
   the owner's custodian; decisions and voids: the issuer is the bank);
 * ``<role>[N].inclusion`` — the inclusion path leads from the entry to the checkpoint's root;
 * ``record[N].name_commitment`` — name on record + salt open the signed commitment;
-* ``<role>[N].facts`` — what the credential shows equals what the entry signs.
+* ``<role>[N].facts`` — what the credential shows equals what the entry signs (and, for a
+  record, the owner's names and custodian equal the registry's).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class KeyDirectory(Protocol):
 
     def custodian_of(self, institution_id: str) -> str | None: ...
 
+    def names_of(self, institution_id: str) -> tuple[str, str] | None: ...
+
 
 class RegistryKeys:
     """:class:`KeyDirectory` over a replayed registry."""
@@ -105,6 +108,11 @@ class RegistryKeys:
         """The custodian of a closed institution, else None."""
         inst = self._registry.institutions.get(institution_id)
         return None if inst is None else inst.custodian
+
+    def names_of(self, institution_id: str) -> tuple[str, str] | None:
+        """The registered (Chinese, English) names of an institution, None if unknown."""
+        inst = self._registry.institutions.get(institution_id)
+        return None if inst is None else (inst.name_zh, inst.name_en)
 
 
 @dataclass(slots=True)
@@ -193,8 +201,27 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def _registry_facts(rec: Mapping[str, Any], owner: Any, keys: KeyDirectory) -> None:
+    names = keys.names_of(owner) if isinstance(owner, str) else None
+    if names is not None:
+        _same("institutionNameZh", rec.get("institutionNameZh"), names[0])
+        _same("institutionNameEn", rec.get("institutionNameEn"), names[1])
+    custodian = keys.custodian_of(owner) if isinstance(owner, str) else None
+    _same("custodianId", rec.get("custodianId"), custodian)
+    if custodian is not None:
+        cnames = keys.names_of(custodian)
+        if cnames is not None:
+            _same("custodianNameZh", rec.get("custodianNameZh"), cnames[0])
+            _same("custodianNameEn", rec.get("custodianNameEn"), cnames[1])
+
+
 def _record_facts(
-    rec: Mapping[str, Any], item: _Item, learner: Any, holder_name: Any, items: Mapping[int, _Item]
+    rec: Mapping[str, Any],
+    item: _Item,
+    learner: Any,
+    holder_name: Any,
+    items: Mapping[int, _Item],
+    keys: KeyDirectory,
 ) -> None:
     body = item.entry.body
     if item.entry.type not in RECORD_TYPES:
@@ -203,7 +230,9 @@ def _record_facts(
     _same("kind", rec.get("kind"), body.get("kind"))
     _same("achievedOn", rec.get("achievedOn"), body.get("achieved_on"))
     _same("payload", rec.get("payload"), body.get("payload"))
-    _same("institutionId", rec.get("institutionId"), body.get("on_behalf_of") or item.entry.issuer)
+    owner = body.get("on_behalf_of") or item.entry.issuer
+    _same("institutionId", rec.get("institutionId"), owner)
+    _registry_facts(rec, owner, keys)
     _same("learner", learner, body.get("learner"))
     _same("nameOnRecord", rec.get("nameOnRecord"), item.name_on_record)
     if isinstance(holder_name, str) and isinstance(item.name_on_record, str):
@@ -432,6 +461,7 @@ def check_credential(
                     learner,
                     holder_name,
                     items,
+                    keys,
                 )
         elif role == "conversion" and idx in shown_conversions:
             conv = shown_conversions[idx]
