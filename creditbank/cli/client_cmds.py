@@ -37,6 +37,7 @@ from creditbank.client.poster import (
     post_file,
     public_key_line,
 )
+from creditbank.client.urls import require_http_url
 from creditbank.core.signing import b64encode, entry_key_id
 from creditbank.errors import ConfigurationError, ConflictError
 
@@ -182,6 +183,7 @@ def post(
 
     Rows already acknowledged (see the journal) are skipped; invalid rows are never sent.
     Ends with a report of every invalid or rejected row; exit 1 if there was any."""
+    url = require_http_url(url)  # a usage error at once, before any file is read
     key_name, signer = load_key_file(key)
     if key_name != institution:
         raise ConfigurationError(
@@ -202,7 +204,8 @@ def post(
         )
     _print_report(result, dry_run=dry_run)
     if not dry_run:
-        _err(f"journal: {journal or default_journal_path(file)}")
+        kept = journal or default_journal_path(file)
+        _err(f"journal: {kept}" if kept.exists() else "journal: none (nothing was posted)")
     if report is not None:
         report.write_text(
             json.dumps(result.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -25,8 +25,10 @@ from creditbank.core.signing import (
     load_public_key,
     parse_verifier_key,
 )
-from creditbank.errors import CreditBankError, InvalidInputError
+from creditbank.errors import CreditBankError, InvalidInputError, NotFoundError
 from creditbank.service import institutions as svc
+from creditbank.service.bank import Bank
+from creditbank.service.conversion import resolve_learner_ref
 
 institution_app = typer.Typer(
     help="The institution registry (bank-signed ledger entries) and institution tokens.",
@@ -105,6 +107,10 @@ def _parse_date(text: str) -> date:
 
 
 InstitutionArg = Annotated[str, typer.Argument(help="institution id, e.g. INS-OU")]
+#: a learner as the bank's id or an imported dataset's id, as everywhere in the CLI
+LearnerArg = Annotated[
+    str, typer.Argument(help="the bank's learner id (LRN-…) or an imported dataset's id (L01)")
+]
 PublicKeyOpt = Annotated[
     list[str],
     typer.Option(
@@ -113,6 +119,22 @@ PublicKeyOpt = Annotated[
         "(only its public part is read), a verifier key, or raw base64; repeatable",
     ),
 ]
+
+
+def _learner_id(bank: Bank, ref: str) -> str:
+    """The bank's id of a learner given by it or by an imported dataset's id (``L01``); an
+    unknown ``ref`` goes on unchanged, for the service to say what is wrong with it
+    (``learner.id``, ``learner.unknown``).
+
+    Raises:
+        NotFoundError: ``learner.unknown`` if a dataset id names several learners.
+    """
+    try:
+        return resolve_learner_ref(bank, ref)
+    except NotFoundError as e:
+        if "ambiguous" in e.message:
+            raise
+        return ref
 
 
 @institution_app.command("add")
@@ -213,11 +235,12 @@ def institution_token_revoke(
 @learner_app.command("token")
 def learner_token(
     ctx: typer.Context,
-    learner_id: Annotated[str, typer.Argument(help="the bank's learner id, LRN-…")],
+    learner: LearnerArg,
     label: Annotated[str | None, typer.Option(help="a note on whom it is for")] = None,
 ) -> None:
     """Create an API token for a learner (reads that learner's records); printed only once."""
     with _open(ctx) as bank:
+        learner_id = _learner_id(bank, learner)
         token, row = svc.issue_learner_token(bank, learner_id, label=label)
     _out(token)
     _err(f"learner token {row.token_id} for {learner_id} created; shown only this once")
@@ -226,10 +249,11 @@ def learner_token(
 @learner_app.command("erase")
 def learner_erase(
     ctx: typer.Context,
-    learner_id: Annotated[str, typer.Argument(help="the bank's learner id, LRN-…")],
+    learner: LearnerArg,
 ) -> None:
     """Erase a learner's personal data (names, salt, identity key) and revoke the learner's
     tokens. The log and every proof stay valid; the log no longer links to the person."""
     with _open(ctx) as bank:
+        learner_id = _learner_id(bank, learner)
         revoked = svc.erase(bank, learner_id)
     _out(f"erased the personal data of {learner_id}; {revoked} token(s) revoked")

@@ -110,7 +110,7 @@ def require_home(settings: Settings) -> None:
     """Refuse, in one line that says what to do, to run where there is no initialised home.
 
     Raises:
-        ConfigurationError: ``config.no_home`` if the home or its log key is missing.
+        ConfigurationError: ``config.invalid`` if the home or its log key is missing.
     """
     if (settings.keys_dir / LOG_KEY).exists():
         return
@@ -122,8 +122,7 @@ def require_home(settings: Settings) -> None:
     )
     raise ConfigurationError(
         f"{what}: run `creditbank init` to create one, or set CREDITBANK_HOME (or --home) "
-        "to the bank's home",
-        code="config.no_home",
+        "to the bank's home"
     )
 
 

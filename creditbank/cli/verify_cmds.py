@@ -28,6 +28,7 @@ import typer
 
 from creditbank.cli.client_cmds import keys_app
 from creditbank.cli.main import EX_FAILURE, EX_OK, _open, _out, _state, app
+from creditbank.client.urls import require_http_url
 from creditbank.core.codes import normalize_code
 from creditbank.errors import ConfigurationError, InvalidInputError, VerificationError
 from creditbank.service.verification import check_label
@@ -157,6 +158,9 @@ def verify(
 ) -> int:
     """Verify a transcript or certificate: a file (offline with --keys), or a code or URL
     (asks the bank). Exit 0 only when verified."""
+    # a bank URL without http:// is a usage error at once (issue #10 item 6)
+    url = require_http_url(url) if url is not None else None
+    online = require_http_url(online, "--online") if online is not None else None
     path = Path(target)
     if path.is_file():
         if keys is None:

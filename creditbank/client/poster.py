@@ -252,6 +252,8 @@ class Journal:
         except OSError as e:
             raise ConfigurationError(f"cannot read journal {path}: {e.strerror}") from e
         good = self._load(existing, header) if existing else 0
+        #: created by this run: removed on close if no row was acknowledged (nothing posted)
+        self._fresh = good == 0
         try:
             self._file = path.open("ab")
         except OSError as e:
@@ -327,6 +329,10 @@ class Journal:
                 self.acks[a.key] = a
 
     def close(self) -> None:
+        """Close the journal; one this run created and never acknowledged a row in is
+        removed, so that a run that posted nothing leaves no journal behind."""
+        if self._fresh and not self.acks and not self._file.closed:
+            self.path.unlink(missing_ok=True)
         self._file.close()
 
 

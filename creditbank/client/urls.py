@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 from creditbank.errors import InvalidInputError
 
 
-def require_http_url(url: str) -> str:
+def require_http_url(url: str, option: str = "--url") -> str:
     """Return ``url`` without a trailing slash if it is an ``http://`` or ``https://`` URL
-    with a host.
+    with a host; ``option`` names it in the error.
 
     Raises:
         InvalidInputError: ``usage.url`` otherwise (the CLI exits 2 with one line).
@@ -31,7 +31,7 @@ def require_http_url(url: str) -> str:
         or any(c.isspace() for c in text)
     ):
         raise InvalidInputError(
-            f"--url {url!r} is not an http:// or https:// URL of the bank "
+            f"{option} {url!r} is not an http:// or https:// URL of the bank "
             "(e.g. http://127.0.0.1:8000)",
             code="usage.url",
         )

@@ -110,7 +110,7 @@ def test_post_usage_errors(tmp_path: Path, key: Path, capsys: pytest.CaptureFixt
     assert "readable by others" in capsys.readouterr().err
 
 
-def test_unreachable_bank_exits_1_and_keeps_the_journal(
+def test_unreachable_bank_exits_1_and_writes_no_journal(
     tmp_path: Path, key: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("creditbank.client.poster.MAX_ATTEMPTS", 2)
@@ -120,4 +120,5 @@ def test_unreachable_bank_exits_1_and_keeps_the_journal(
     err = capsys.readouterr().err
     assert "no answer after" in err
     assert "[post.unreachable]" in err
-    assert (tmp_path / "in.csv.creditbank-journal.jsonl").exists()
+    # nothing was posted, so no journal is left behind (issue #10 item 6)
+    assert not (tmp_path / "in.csv.creditbank-journal.jsonl").exists()
