@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from creditbank.web import pages, portal
+from creditbank.web import pages, portal, verify
 from creditbank.web.site import Site, SiteDep, get_site
 
 #: routers installed by :func:`install_web`, in matching order (a page on top of the web
 #: layer adds its router here)
-ROUTERS = [pages.router, portal.router]
+ROUTERS = [pages.router, verify.router, portal.router]
 
 
 def install_web(app: FastAPI) -> Site:
