@@ -17,7 +17,7 @@ import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from creditbank.client.monitor import MonitorReport, load_state, run_monitor
 from creditbank.config import Settings
 from creditbank.core import merkle
 from creditbank.core.canonical import canonicalize
-from creditbank.core.entries import build_entry, format_time, parse_entry, sign_entry
+from creditbank.core.entries import build_entry, parse_entry, sign_entry
 from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id
 from creditbank.service import institutions as svc
 from creditbank.service.bank import Bank, init_home, open_bank
@@ -438,4 +438,3 @@ def test_cli_clean_then_forged_names_the_index(
         doc = json.loads(capsys.readouterr().out)
         assert doc["alerts"] == []
         assert doc["size_after"] == index + 1
-        assert format_time(now + timedelta(0)) == json.loads(raw)["at"]

@@ -1,0 +1,111 @@
+"""``GET /api/v1/log/envelopes`` (docs/monitor.md, ADR 0009), on SQLite and PostgreSQL.
+
+Public and metadata-only: per index the envelope (type, issuer, key_id, at, on_behalf_of)
+and the leaf hash, never a body field or the subject; read from the stored entry bytes, not
+from the derived columns; bounded like the leaf hashes (published size, at most 1,000).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from creditbank.api.app import create_app
+from creditbank.core import merkle
+from creditbank.service.bank import Bank
+from creditbank.service.envelopes import MAX_ENVELOPES
+
+if TYPE_CHECKING:  # tests/conftest.py
+    from conftest import Institution
+
+PATH = "/api/v1/log/envelopes"
+FIELDS = {"index", "type", "issuer", "key_id", "at", "on_behalf_of", "leaf_hash"}
+
+
+@pytest.fixture
+def client(bank: Bank, institution: Institution) -> Iterator[TestClient]:
+    bank.ledger.append(institution.records(4), publish=True)
+    bank.ledger.append(
+        [institution.record(9, on_behalf_of="INS-WARD", record_id="R-W9")], publish=True
+    )
+    bank.ledger.append(institution.records(2, start=20), publish=False)  # not yet published
+    with TestClient(create_app(bank.settings, bank=bank)) as c:
+        yield c
+
+
+def _get(client: TestClient, start: int, end: int) -> Any:
+    return client.get(PATH, params={"start": start, "end": end})
+
+
+def test_envelopes_are_public_metadata_that_match_the_entries(
+    client: TestClient, bank: Bank, institution: Institution
+) -> None:
+    size = bank.ledger.latest_checkpoint().size
+    assert size == 7
+    resp = _get(client, 0, size)  # no token
+    assert resp.status_code == 200, resp.text
+    doc = resp.json()
+    assert (doc["start"], doc["end"]) == (0, size)
+    hashes = bank.ledger.leaf_hashes(0, size)
+    for i, env in enumerate(doc["envelopes"]):
+        assert set(env) == FIELDS
+        data = bytes(bank.ledger.entry(i).data)
+        entry = json.loads(data)
+        assert env["index"] == i
+        assert base64.b64decode(env["leaf_hash"]) == hashes[i] == merkle.leaf_hash(data)
+        for name in ("type", "issuer", "key_id", "at"):
+            assert env[name] == entry[name]
+        assert env["on_behalf_of"] == entry["body"].get("on_behalf_of")
+    assert [e["type"] for e in doc["envelopes"]] == ["institution.registered"] * 2 + [
+        "record.posted"
+    ] * 5
+    assert doc["envelopes"][6]["on_behalf_of"] == "INS-WARD"
+    # nothing of the body or the learner leaves: not the record id, the learner, the course
+    text_ = resp.text
+    for secret in ("R-00000", "L000000", "C-00000", "learner", "name_commitment", "subject"):
+        assert secret not in text_
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "status", "code"),
+    [
+        (0, 8, 400, "log.unpublished_size"),  # the 8th entry is not published yet
+        (3, 3, 400, "log.bad_range"),
+        (5, 2, 400, "log.bad_range"),
+        (0, MAX_ENVELOPES + 1, 400, "log.bad_range"),
+        (-1, 2, 400, "request.invalid"),
+    ],
+)
+def test_envelope_ranges_are_bounded(
+    client: TestClient, start: int, end: int, status: int, code: str
+) -> None:
+    resp = _get(client, start, end)
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["code"] == code
+
+
+def test_envelopes_read_the_bytes_not_the_columns(client: TestClient, bank: Bank) -> None:
+    """A changed ``type``/``issuer`` column (issue #12) does not change what is listed."""
+    before = _get(client, 0, 7).json()
+    with bank.engine.begin() as conn:
+        if bank.engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        else:
+            for name in list(
+                conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                ).scalars()
+            ):
+                conn.execute(text(f'DROP TRIGGER "{name}"'))
+        n = conn.execute(
+            text("UPDATE log_entries SET type = 'rules.published', issuer = 'X' WHERE idx = 3")
+        ).rowcount
+    assert n == 1
+    assert _get(client, 0, 7).json() == before
