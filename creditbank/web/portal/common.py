@@ -294,6 +294,8 @@ def render(
         "account": account,
         "csrf": csrf_token(request),
         "msg": lambda code, fallback="": message(code, lang, fallback),
+        "day": lambda v: str(v)[:10] if v else "",
+        "minute": lambda v: str(v)[:16].replace("T", " ") if v else "",
     }
     values.update(context or {})
     response = site.render(request, "portal/" + template, status=status, headers=headers, **values)
