@@ -30,7 +30,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from creditbank.render.pdfsign import (
 )
 from creditbank.render.pool import RenderPool, SignerMaterial
 from creditbank.render.qr import verification_url
+from creditbank.service.clock import SystemClock
 
 # the credential tests' in-memory ledger (real signed entries), shared rather than copied
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -153,7 +154,7 @@ def main() -> None:
     ap.add_argument("--pool-docs", type=int, default=16)
     ap.add_argument("--json")
     args = ap.parse_args()
-    ca, cert, key = generate_demo_document_identity("Bench Bank", datetime.now(tz=UTC))
+    ca, cert, key = generate_demo_document_identity("Bench Bank", SystemClock().now())
     signer = load_document_signer(cert, key, [ca])
     small = make_world(extra_records=18)  # 25 records: 2 pages
     big = make_world(extra_records=53)  # 60 records
