@@ -55,7 +55,7 @@ from creditbank.render.qr import verification_url
 from creditbank.service.bank import Bank
 from creditbank.service.documents import ISSUED, REVOKED, sha256_text
 from creditbank.service.gather import Gathered, gather_certificate, gather_transcript
-from creditbank.service.share_codes import DEFAULT_TTL_DAYS, hash_code
+from creditbank.service.share_codes import DEFAULT_TTL_DAYS, code_row
 from creditbank.service.status import status_list_url
 from creditbank.storage import documents_repo as repo
 from creditbank.storage.engine import IMMEDIATE
@@ -199,7 +199,7 @@ def _produce(
         "checkpoint_size": gathered.checkpoint_size,
         "items": gathered.item_count,
     }
-    code_id = "SC-" + "".join(_CROCKFORD[(secrets.randbits(65) >> (5 * i)) & 31] for i in range(13))
+    first_code = code_row(code, doc_id, now, days=DEFAULT_TTL_DAYS, on_document=True)
     extra = {
         "document": {
             "doc_id": doc_id,
@@ -214,17 +214,7 @@ def _produce(
         "items": gathered.items,
         "credential": credential,
         "pdf": pdf,
-        "share_code": {
-            "code_hash": hash_code(code),
-            "code_id": code_id,
-            "doc_id": doc_id,
-            "on_document": True,
-            "created_at": format_time(now),
-            "expires_at": format_time(code_expires),
-            "revoked_at": None,
-            "verify_count": 0,
-            "last_verified_at": None,
-        },
+        "share_code": first_code,
     }
     raw = bank.bank_entry(ISSUED, body)
     (out,) = bank.ledger.append([raw], extras=[extra], publish=False)
@@ -236,8 +226,8 @@ def _produce(
         status_list=list_id,
         status_index=index,
         code=code,
-        code_id=code_id,
-        code_expires_at=format_time(code_expires),
+        code_id=str(first_code["code_id"]),
+        code_expires_at=str(first_code["expires_at"]),
         verify_url=url,
         issued_at=format_time(now),
         credential=credential,

@@ -73,6 +73,28 @@ class NewCode:
         return format_code(self.code)
 
 
+def code_row(
+    code: str, doc_id: str, now: datetime, *, days: int | None, on_document: bool
+) -> dict[str, Any]:
+    """The ``share_codes`` row of a new code (its hash, a fresh ``code_id``, the expiry).
+
+    Raises:
+        InvalidInputError: ``share_code.days`` for a lifetime out of range;
+            ``code.malformed`` for a bad code.
+    """
+    return {
+        "code_hash": hash_code(code),
+        "code_id": _code_id(),
+        "doc_id": doc_id,
+        "on_document": on_document,
+        "created_at": format_time(now),
+        "expires_at": format_time(now + _ttl(days)),
+        "revoked_at": None,
+        "verify_count": 0,
+        "last_verified_at": None,
+    }
+
+
 def insert_new_code(
     conn: Connection, doc_id: str, now: datetime, *, days: int | None, on_document: bool
 ) -> NewCode:
@@ -82,23 +104,9 @@ def insert_new_code(
         InvalidInputError: ``share_code.days`` for a lifetime out of range.
     """
     code = generate_code(secrets.token_bytes(CODE_BYTES))
-    expires = format_time(now + _ttl(days))
-    code_id = _code_id()
-    repo.insert_share_code(
-        conn,
-        {
-            "code_hash": hash_code(code),
-            "code_id": code_id,
-            "doc_id": doc_id,
-            "on_document": on_document,
-            "created_at": format_time(now),
-            "expires_at": expires,
-            "revoked_at": None,
-            "verify_count": 0,
-            "last_verified_at": None,
-        },
-    )
-    return NewCode(code, code_id, doc_id, expires)
+    row = code_row(code, doc_id, now, days=days, on_document=on_document)
+    repo.insert_share_code(conn, row)
+    return NewCode(code, row["code_id"], doc_id, row["expires_at"])
 
 
 def code_state(row: Any, now: datetime) -> CodeState:
