@@ -133,9 +133,16 @@ class World:
     holder: Holder = field(default_factory=lambda: Holder(LEARNER, NAME, SALT))
     transcript: TranscriptContent | None = None
     exam_conversion: ConversionItem | None = None
-    keys: RegistryKeys | None = None
+    _keys: RegistryKeys | None = None
 
     # -- keys -------------------------------------------------------------------------------
+    @property
+    def keys(self) -> RegistryKeys:
+        """The institution key registry replayed from the sealed log."""
+        if self._keys is None:
+            raise RuntimeError("seal() the world first")
+        return self._keys
+
     @property
     def bank_signer(self) -> Ed25519Signer:
         return signer(BANK_ID)
@@ -161,7 +168,7 @@ class World:
         cp = Checkpoint(LOG_ORIGIN, len(leaves), mth(leaves))
         self.checkpoint = sign_checkpoint(cp, LOG_ORIGIN, Ed25519Signer.from_seed(LOG_SEED))
         self._leaves = leaves
-        self.keys = RegistryKeys(replay(BANK_ID, [parse_entry(e) for e in self.entries]))
+        self._keys = RegistryKeys(replay(BANK_ID, [parse_entry(e) for e in self.entries]))
 
     def evidence(self, idx: int) -> LedgerEvidence:
         return LedgerEvidence(
