@@ -87,16 +87,18 @@ class World:
         )
 
 
-def build_world(home: Path, *, database_url: str | None = None) -> Iterator[World]:
-    """Yield a :class:`World` in ``home`` (closed afterwards)."""
+def build_world(home: Path, *, database_url: str | None = None, **settings: Any) -> Iterator[World]:
+    """Yield a :class:`World` in ``home`` (closed afterwards); ``settings`` override any
+    other setting (e.g. ``public_base_url``, which the QR codes encode)."""
     clock = FixedClock(T_WORLD)
-    settings = Settings(
+    config = Settings(
         home=home,
         database_url=database_url,
         checkpoint_interval=3600.0,
         sqlite_synchronous="NORMAL",
+        **settings,
     )
-    bank = init_home(settings, clock=clock)
+    bank = init_home(config, clock=clock)
     try:
         report = import_dataset(bank, SAMPLE)
         bank.ledger.publish()

@@ -252,8 +252,15 @@ def _facts(payload: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def institution_blocks(subject: Mapping[str, Any], lang: str) -> list[InstitutionBlock]:
-    """The records grouped by institution, in credential order."""
+def institution_blocks(
+    subject: Mapping[str, Any],
+    lang: str,
+    revoked_now: Mapping[str, tuple[str, str]] | None = None,
+) -> list[InstitutionBlock]:
+    """The records grouped by institution, in credential order; a record revoked since the
+    document was issued (``revoked_now``: ``owner/record_id`` -> (date, reason)) is shown
+    revoked."""
+    revoked_now = revoked_now or {}
     blocks: dict[str, InstitutionBlock] = {}
     for rec in subject.get("records") or []:
         if not isinstance(rec, Mapping):
@@ -263,6 +270,7 @@ def institution_blocks(subject: Mapping[str, Any], lang: str) -> list[Institutio
         if block is None:
             custodian = _pick(rec, "custodianName", lang) if rec.get("custodianId") else None
             block = blocks[key] = InstitutionBlock(_pick(rec, "institutionName", lang), custodian)
+        since = revoked_now.get(f"{rec.get('institutionId')}/{rec.get('recordId')}")
         block.records.append(
             RecordLine(
                 title=" · ".join(
@@ -271,9 +279,9 @@ def institution_blocks(subject: Mapping[str, Any], lang: str) -> list[Institutio
                 or str(rec.get("recordId")),
                 kind=str(rec.get("kind")),
                 achieved_on=str(rec.get("achievedOn", "")),
-                state=str(rec.get("state", "current")),
-                revoked_on=rec.get("revokedOn"),
-                revocation_reason=rec.get("revocationReason"),
+                state="revoked" if since else str(rec.get("state", "current")),
+                revoked_on=since[0] if since else rec.get("revokedOn"),
+                revocation_reason=since[1] if since else rec.get("revocationReason"),
                 name_on_record=rec.get("nameOnRecord") if rec.get("nameDiffers") else None,
                 facts=_facts(rec.get("payload")),
                 entry_index=rec.get("entryIndex"),
@@ -322,7 +330,15 @@ def page_values(report: VerificationReport, lang: str) -> dict[str, Any]:
         "holder": subject.get("name"),
         "learner_id": subject.get("learnerId"),
         "complete": subject.get("complete", True),
-        "blocks": institution_blocks(subject, lang),
+        "blocks": institution_blocks(
+            subject,
+            lang,
+            {
+                r.detail: (r.at[:10], r.reason)
+                for r in report.revocations
+                if r.what == "record" and r.detail
+            },
+        ),
         "conversions": [c for c in subject.get("conversions") or [] if isinstance(c, Mapping)],
         "totals": [t for t in subject.get("totals") or [] if isinstance(t, Mapping)],
         "pick": lambda obj, base: _pick(obj, base, lang),
