@@ -285,6 +285,26 @@ def save_state(path: Path, state: MonitorState) -> None:
         ) from e
 
 
+def check_writable(path: Path) -> None:
+    """Refuse before any request if the state could not be saved afterwards (the alerts of
+    a run would be printed, but the next run would report them again).
+
+    Raises:
+        ConfigurationError: ``monitor.state`` if the folder is missing or not writable.
+    """
+    folder = path.parent if str(path.parent) else Path()
+    if path.is_dir():
+        raise ConfigurationError(f"monitor state {path} is a folder", code="monitor.state")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".probe", dir=folder)
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot write the monitor state in {folder}: {e.strerror}", code="monitor.state"
+        ) from e
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+
+
 def default_state_path(institution: str) -> Path:
     """``creditbank-monitor.<institution>.json`` in the current folder."""
     return Path(f"creditbank-monitor.{institution}.json")
@@ -310,9 +330,10 @@ class LogClient:
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if auth and self.token else {}
         last = ""
+        wait = 0.0
         for attempt in range(ATTEMPTS):
             if attempt:
-                self._sleep(BACKOFF * 2 ** (attempt - 1))
+                self._sleep(max(wait, BACKOFF * 2 ** (attempt - 1)))
             try:
                 response = self.http.get(path, params=params, headers=headers)
             except httpx.TransportError as e:
@@ -321,6 +342,8 @@ class LogClient:
             if response.status_code < 500 and response.status_code not in (408, 429):
                 return response
             last = f"HTTP {response.status_code}"
+            retry_after = response.headers.get("Retry-After", "")
+            wait = min(float(retry_after), 30.0) if retry_after.isdigit() else 0.0
         raise MonitorError(
             f"{path}: no answer after {ATTEMPTS} attempts ({last})", code="monitor.unreachable"
         )
@@ -887,6 +910,7 @@ def run_monitor(
         MonitorError: the bank is unreachable or answers what the monitor cannot use.
     """
     state = load_state(state_path, institution)
+    check_writable(state_path)
     if log_key is not None:
         parse_verifier_key(log_key)  # a malformed key is a usage error, before any request
         if state is not None and state.log_key != log_key:

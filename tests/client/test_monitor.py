@@ -30,7 +30,13 @@ with warnings.catch_warnings():
 
 from creditbank.api.app import create_app
 from creditbank.cli.main import main
-from creditbank.client.monitor import MonitorReport, load_state, run_monitor
+from creditbank.client.monitor import (
+    MonitorReport,
+    MonitorState,
+    load_state,
+    run_monitor,
+    save_state,
+)
 from creditbank.config import Settings
 from creditbank.core import merkle
 from creditbank.core.canonical import canonicalize
@@ -438,3 +444,33 @@ def test_cli_clean_then_forged_names_the_index(
         doc = json.loads(capsys.readouterr().out)
         assert doc["alerts"] == []
         assert doc["size_after"] == index + 1
+
+
+def test_cli_refuses_unusable_state_and_reports_an_unreachable_bank(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run(*args: str) -> tuple[int, str]:
+        code = main(["monitor", "--institution", "INS-A", "--url", "http://127.0.0.1:9", *args])
+        return code, capsys.readouterr().err.strip()
+
+    # usage: a state that cannot be written, is not a state, or follows someone else
+    code, err = run("--state", str(tmp_path / "missing" / "s.json"))
+    assert (code, err.endswith("[monitor.state]")) == (2, True), err
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"format": "something else"}', encoding="utf-8")
+    code, err = run("--state", str(junk))
+    assert (code, err.endswith("[monitor.state]")) == (2, True), err
+    other = tmp_path / "other.json"
+    save_state(other, MonitorState(institution="INS-B", url="http://x", log_key="k+00+AA"))
+    code, err = run("--state", str(other))
+    assert (code, "follows 'INS-B'" in err) == (2, True), err
+    # a bad --log-key is a usage error before any request
+    code, err = run("--state", str(tmp_path / "s.json"), "--log-key", "not a key")
+    assert code == 2, err
+    # the bank cannot be reached: exit 1, one line, and no state is written
+    monkeypatch.setattr("creditbank.client.monitor.BACKOFF", 0.0)
+    code, err = run("--state", str(tmp_path / "s.json"))
+    assert code == 1
+    assert len(err.splitlines()) == 1
+    assert err.endswith("[monitor.unreachable]")
+    assert not (tmp_path / "s.json").exists()
