@@ -9,7 +9,7 @@ uses its own document, so tests do not depend on their order.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +87,9 @@ class World:
         )
 
 
-def build_world(home: Path, *, database_url: str | None = None, **settings: Any) -> Iterator[World]:
+def build_world(
+    home: Path, *, database_url: str | None = None, **settings: Any
+) -> Generator[World, None, None]:
     """Yield a :class:`World` in ``home`` (closed afterwards); ``settings`` override any
     other setting (e.g. ``public_base_url``, which the QR codes encode)."""
     clock = FixedClock(T_WORLD)
