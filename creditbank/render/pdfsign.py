@@ -326,7 +326,8 @@ class PdfSignatureReport:
         signatures: how many signatures the file holds (exactly one is accepted).
         intact: the signed byte ranges hash to the signed digest.
         valid: the signature value verifies with the signer's certificate.
-        trusted: the signer's certificate chains to one of the trust roots.
+        trusted: the signer's certificate chains to one of the trust roots, and every
+            certificate the signature carries is byte for byte part of that chain.
         whole_file: the signature covers every byte of the file (no update appended).
         modification: pyHanko's modification level (``NONE`` when nothing was added).
         signer_subject: the signing certificate's subject.
@@ -419,13 +420,15 @@ def inspect_pdf_signature(pdf_bytes: bytes, trust_roots: Sequence[bytes]) -> Pdf
         )
     whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     problems = []
-    if status.trusted and status.validation_path is not None:
+    trusted = bool(status.trusted)
+    if trusted and status.validation_path is not None:
         # the CMS certificate set is not signed: a changed copy of a CA certificate in it
         # still validates against the trust root; require every carried certificate to be
         # byte for byte one of the validated path, so no byte of the file goes unchecked
         path = {c.dump() for c in status.validation_path.iter_certs(include_root=True)}
         carried = [c.chosen.dump() for c in sig.signed_data["certificates"] or ()]
         if any(der not in path for der in carried):
+            trusted = False
             problems.append("the signature carries a certificate outside its validated chain")
     if len(embedded) != 1:
         problems.append(f"the PDF holds {len(embedded)} signatures; exactly one is expected")
@@ -442,7 +445,7 @@ def inspect_pdf_signature(pdf_bytes: bytes, trust_roots: Sequence[bytes]) -> Pdf
         signatures=len(embedded),
         intact=bool(status.intact),
         valid=bool(status.valid),
-        trusted=bool(status.trusted),
+        trusted=trusted,
         whole_file=whole,
         modification=level.name if level is not None else "UNKNOWN",
         signer_subject=status.signing_cert.subject.human_friendly if status.signing_cert else "",
@@ -465,9 +468,9 @@ def verify_pdf_signature(pdf_bytes: bytes, trust_roots: Sequence[bytes]) -> PdfS
         InvalidInputError: ``pdf.not_pdf`` / ``pdf.too_large`` for a file that is not a PDF.
         VerificationError: ``pdf.unsigned`` (no signature), ``pdf.not_whole_file`` (bytes
             appended after signing, or several signatures), ``pdf.untrusted`` (no chain to a
-            trust root); :class:`SignatureError` ``pdf.signature`` when the signed bytes or
-            the signature value do not verify, or the signature carries a certificate that
-            is not byte for byte part of its validated chain.
+            trust root, or a certificate carried in the signature is not byte for byte part
+            of the validated chain); :class:`SignatureError` ``pdf.signature`` when the
+            signed bytes or the signature value do not verify.
         ConfigurationError: ``render.certificate`` when a trust root cannot be read.
     """
     report = inspect_pdf_signature(pdf_bytes, trust_roots)

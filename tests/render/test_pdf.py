@@ -406,3 +406,21 @@ def test_a_character_no_font_draws_is_an_error_not_boxes() -> None:
         render_pdf(view_of(cred), encode(cred))
     assert e.value.code == "render.glyph_missing"
     assert "U+1820" in e.value.message
+
+
+def test_a_changed_certificate_copy_in_the_signature_is_not_trusted(
+    docs: dict[str, Doc], identity: tuple[bytes, bytes, bytes]
+) -> None:
+    # byte 100 of the CMS lies in the first certificate of its (unsigned) certificate set:
+    # the digest and signature value still verify, the carried copy no longer matches
+    signed = docs["cjk"].signed
+    contents = signed.index(b"/Contents <") + len(b"/Contents <")
+    changed = _flip(signed, contents + 200)
+    report = inspect_pdf_signature(changed, [identity[0]])
+    assert report.intact
+    assert report.valid
+    assert not report.trusted
+    assert any("outside its validated chain" in p for p in report.problems)
+    with pytest.raises(VerificationError) as e:
+        verify_pdf_signature(changed, [identity[0]])
+    assert e.value.code == "pdf.untrusted"
