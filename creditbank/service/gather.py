@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Connection
 
+from creditbank.core import merkle
 from creditbank.core.credentials.model import (
     CertificateContent,
     ConversionItem,
@@ -49,7 +50,7 @@ from creditbank.storage import conversion_repo as cr
 from creditbank.storage import ledger_repo
 from creditbank.storage import records_repo as rr
 
-#: most records one transcript may show (a 60-record transcript is about six pages)
+#: most records one transcript may show
 MAX_RECORDS: Final = 500
 
 
@@ -72,11 +73,26 @@ class _Proofs:
     note: str
     cache: dict[int, LedgerEvidence] = field(default_factory=dict)
 
+    paths: dict[int, tuple[bytes, ...]] = field(default_factory=dict)
+
+    def load(self, idxs: Iterable[int]) -> None:
+        """Every inclusion path at once: one read of all the stored nodes they need."""
+        plans = {i: merkle.inclusion_plan(i, self.size) for i in set(idxs) if i not in self.paths}
+        if not plans:
+            return
+        ids = list(dict.fromkeys(n for plan in plans.values() for n in merkle.plan_nodes(plan)))
+        with self.bank.engine.connect() as conn:
+            nodes = ledger_repo.fetch_nodes(conn, ids)
+        for i, plan in plans.items():
+            self.paths[i] = tuple(merkle.assemble(plan, nodes))
+
     def evidence(self, idx: int, entry: bytes) -> LedgerEvidence:
         got = self.cache.get(idx)
         if got is None:
-            _, path = self.bank.ledger.inclusion_proof(idx, self.size)
-            got = self.cache[idx] = LedgerEvidence(entry, idx, self.size, tuple(path), self.note)
+            self.load([idx])
+            got = self.cache[idx] = LedgerEvidence(
+                entry, idx, self.size, self.paths[idx], self.note
+            )
         return got
 
 
@@ -220,7 +236,9 @@ class _Builder:
                 self.chain_by_entry[v] = ch
 
     def prove(self, idxs: Iterable[int]) -> None:
-        self.proofs = _checkpoint(self.bank, max(idxs, default=0))
+        wanted = list(idxs)
+        self.proofs = _checkpoint(self.bank, max(wanted, default=0))
+        self.proofs.load(wanted)
 
     def _evidence(self, idx: int) -> LedgerEvidence:
         return self._proved().evidence(idx, self.ld.data[idx])

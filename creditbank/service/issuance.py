@@ -392,14 +392,12 @@ def document_bytes(
     """
     try:
         with bank.engine.connect() as conn:
-            doc = repo.get_document(conn, doc_id)
-            if doc is None or (learner_id is not None and str(doc.learner_id) != learner_id):
-                raise NotFoundError(f"no document {doc_id}", code="document.not_found")
-            data = (
-                repo.get_pdf(conn, doc_id) if which == "pdf" else repo.get_credential(conn, doc_id)
-            )
+            got = repo.owner_and_bytes(conn, doc_id, which)
     except SQLAlchemyError as e:
         raise StorageError(f"cannot read documents: {type(e).__name__}") from e
+    if got is None or (learner_id is not None and got[0] != learner_id):
+        raise NotFoundError(f"no document {doc_id}", code="document.not_found")
+    data = got[1]
     if data is None:
         raise ConflictError(
             f"document {doc_id} was erased with its learner's personal data",

@@ -121,6 +121,24 @@ def document_items(conn: Connection, doc_id: str) -> list[Any]:
     )
 
 
+def owner_and_bytes(conn: Connection, doc_id: str, which: str) -> tuple[str, bytes | None] | None:
+    """One read for a download: the document's learner and its stored PDF (``which`` =
+    ``pdf``) or credential bytes (None once erased); None if there is no such document."""
+    col = document_files_t.c.pdf if which == "pdf" else document_files_t.c.credential
+    row = conn.execute(
+        select(documents_t.c.learner_id, col.label("data"))
+        .select_from(
+            documents_t.outerjoin(
+                document_files_t, document_files_t.c.doc_id == documents_t.c.doc_id
+            )
+        )
+        .where(documents_t.c.doc_id == doc_id)
+    ).first()
+    if row is None:
+        return None
+    return str(row.learner_id), None if row.data is None else bytes(row.data)
+
+
 def get_pdf(conn: Connection, doc_id: str) -> bytes | None:
     got = conn.execute(
         select(document_files_t.c.pdf).where(document_files_t.c.doc_id == doc_id)
