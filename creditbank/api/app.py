@@ -66,6 +66,7 @@ SECURITY_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
+_ALL_SECURITY_HEADERS: Final = ((b"content-security-policy", CSP.encode()), *SECURITY_HEADERS)
 #: headers of an error answer that its HTML rendering keeps
 _KEPT_ERROR_HEADERS: Final = ("retry-after", "www-authenticate", "allow")
 
@@ -180,9 +181,8 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                if not any(k.lower() == b"content-security-policy" for k, _ in headers):
-                    headers.append((b"content-security-policy", CSP.encode()))
-                headers.extend(SECURITY_HEADERS)
+                present = {k.lower() for k, _ in headers}
+                headers.extend(h for h in _ALL_SECURITY_HEADERS if h[0] not in present)
                 message["headers"] = headers
             await send(message)
 
@@ -225,13 +225,23 @@ def wants_html(request: Request) -> bool:
 Handler = Callable[[Request, Any], "Response | Awaitable[Response]"]
 
 
+def _secured(response: Response) -> Response:
+    """Add the security headers a response lacks (a 500 answer is sent by Starlette's
+    outermost middleware, outside :class:`SecurityHeaders`)."""
+    for name, value in _ALL_SECURITY_HEADERS:
+        key = name.decode()
+        if key not in response.headers:
+            response.headers[key] = value.decode()
+    return response
+
+
 def _negotiated(handler: Handler) -> Callable[[Request, Any], Awaitable[Response]]:
     """Wrap a problem+json error handler: a browser outside /api gets the same problem
     rendered by ``app.state.html_errors`` (when pages are installed)."""
 
     async def handle(request: Request, exc: Any) -> Response:
         answer = handler(request, exc)
-        response = answer if isinstance(answer, Response) else await answer
+        response = _secured(answer if isinstance(answer, Response) else await answer)
         render: HTMLErrorRenderer | None = getattr(request.app.state, "html_errors", None)
         if render is None or not wants_html(request):
             return response
@@ -243,7 +253,7 @@ def _negotiated(handler: Handler) -> Callable[[Request, Any], Awaitable[Response
             k: v for k, v in response.headers.items() if k.lower() in _KEPT_ERROR_HEADERS
         }
         try:
-            return render(request, response.status_code, body, kept)
+            return _secured(render(request, response.status_code, body, kept))
         except Exception:  # the page failed: the problem+json answer still says what happened
             log.exception("rendering the HTML error page failed")
             return response
