@@ -11,7 +11,7 @@ import pytest
 from creditbank.errors import InvalidInputError
 from creditbank.render.credential_view import view_from_credential
 from creditbank.render.html import render_html
-from creditbank.render.qr import QUIET_ZONE, qr_matrix, qr_svg, verification_url
+from creditbank.render.qr import QR_SIZE_MM, QUIET_ZONE, qr_matrix, qr_svg, verification_url
 from creditbank.render.views import CertificateView, TranscriptView, format_credits
 
 from .samples import BASE_URL, CODE, EXPIRES, certificate_credential, transcript_credential
@@ -45,6 +45,10 @@ def test_qr_has_a_white_quiet_zone() -> None:
     assert svg.startswith("<svg")
     assert 'width="40mm"' in svg
     assert "href" not in svg
+    # the symbol without its quiet zone is printed at least 30 mm wide, even for long URLs
+    for url in (URL, "https://credits.example-provincial-bank.gov.cn/v/7K3M-9Q2R-XW5T-8V4N"):
+        n = len(qr_matrix(url))
+        assert QR_SIZE_MM * (n - 2 * QUIET_ZONE) / n >= 30
 
 
 @pytest.mark.parametrize(("centi", "text"), [(400, "4"), (150, "1.5"), (125, "1.25"), (0, "0")])
