@@ -4,7 +4,7 @@ re-download of the stored PDF, each beside its naive baseline measured in the sa
     .venv/bin/python bench/bench_issue.py [--runs 7] [--batch 12]
 
 What is measured (a fresh SQLite home, one institution, two learners whose transcripts are
-about 2 and 6 pages: 16 and 60 course records):
+16 and 60 course records; the page counts are printed):
 
 * **issue, warm process**: :func:`creditbank.service.issuance.issue_transcript` end to end
   (gather records with proofs, status bit, credential build + eddsa-jcs-2022 proof, view,
@@ -135,7 +135,7 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int) -> None:
     now = bank.clock.now()
     ident = load_document_identity(bank.settings)
     base = str(Path(issuance.__file__).resolve().parents[1] / "templates" / "certificates")
-    for label, learner in (("2-page", small), ("6-page", large)):
+    for label, learner in (("16-record", small), ("60-record", large)):
         t_issue, got = _median(
             lambda lr=learner: issuance.issue_transcript(bank, lr, render=render), runs
         )
@@ -166,7 +166,7 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int) -> None:
         out[label] = t_issue
         rows.append(
             (
-                f"issue {label} transcript ({pages} pages, {len(got.pdf) // 1024} KB)",
+                f"issue a {label} transcript ({pages} pages, {len(got.pdf) // 1024} KB)",
                 f"{t_issue * 1000:.0f} ms (gather {t_gather * 1000:.0f}, credential "
                 f"{t_cred * 1000:.0f}, render {t_render * 1000:.0f}, sign {t_sign * 1000:.0f}); "
                 f"WeasyPrint alone {t_bare * 1000:.0f} ms = {t_issue / t_bare:.2f}x",
@@ -193,7 +193,7 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int) -> None:
         pool.close()
     rows.append(
         (
-            f"throughput, {batch} 2-page transcripts",
+            f"throughput, {batch} 16-record transcripts",
             f"{par:.2f}/s with a 2-process RenderPool; {seq:.2f}/s one by one = {par / seq:.2f}x",
         )
     )
@@ -212,6 +212,7 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int) -> None:
         get()
         t_get, body = _median(get, max(runs * 5, 30))
     assert body == stored
+    t_svc, _ = _median(lambda: issuance.document_bytes(bank, doc, "pdf", small), 30)
     import json
 
     cred = json.loads(issuance.document_bytes(bank, doc, "json"))
@@ -226,7 +227,8 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int) -> None:
     rows.append(
         (
             "re-download of an issued PDF",
-            f"{t_get * 1000:.1f} ms (stored bytes, {len(stored) // 1024} KB); "
+            f"{t_get * 1000:.1f} ms through the app (service call alone {t_svc * 1000:.1f} ms; "
+            f"stored bytes, {len(stored) // 1024} KB); "
             f"re-render + re-sign {t_rr * 1000:.0f} ms = {t_rr / t_get:.0f}x slower",
         )
     )
@@ -244,8 +246,8 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int) -> None:
     for k, v in rows:
         print(f"| {k} | {v} |")
     targets = (
-        f"\nTargets: 2-page issue ≤ 0.6 s: {'met' if out['2-page'] <= 0.6 else 'not met'} "
-        f"({out['2-page']:.2f} s); ≥ 3 transcripts/s with 2 workers: "
+        f"\nTargets: 2-page issue ≤ 0.6 s: {'met' if out['16-record'] <= 0.6 else 'not met'} "
+        f"({out['16-record']:.2f} s); ≥ 3 transcripts/s with 2 workers: "
         f"{'met' if par >= 3 else 'not met'} ({par:.2f}/s); re-download ≤ 20 ms: "
         f"{'met' if t_get <= 0.02 else 'not met'} ({t_get * 1000:.1f} ms)."
     )
