@@ -31,7 +31,7 @@ def environment() -> jinja2.Environment:
         variables and trimmed blocks.
 
     Raises:
-        jinja2.TemplateError: never at construction; templates load lazily.
+        Nothing: templates are loaded lazily, by :func:`render_html`.
     """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -57,6 +57,7 @@ def render_html(view: DocumentView) -> str:
 
     Raises:
         TypeError: for any other object (a programmer error).
+        jinja2.TemplateError: a broken template (a programmer error, never caught).
     """
     if isinstance(view, TranscriptView):
         name = "transcript.html.j2"

@@ -44,7 +44,7 @@ def format_credits(centi: int) -> str:
         The credits as printed.
 
     Raises:
-        ValueError: never for an int; kept for the docstring convention.
+        Nothing: pure arithmetic on an int.
     """
     whole, frac = divmod(abs(centi), 100)
     sign = "-" if centi < 0 else ""
