@@ -25,6 +25,15 @@ KIND_NAMES: Final[dict[str, tuple[str, str]]] = {
     "work_experience": ("工作经历", "Work experience"),
 }
 
+#: a single record's kind, as a certificate names it
+KIND_SINGULAR_EN: Final[dict[str, str]] = {
+    "academic_credit": "Course credit",
+    "skill_certificate": "Skill certificate",
+    "training_hours": "Training",
+    "competition_award": "Competition award",
+    "work_experience": "Work experience",
+}
+
 #: record states with their bilingual labels
 STATE_NAMES: Final[dict[str, tuple[str, str]]] = {
     "current": ("有效", "Current"),
@@ -378,7 +387,7 @@ class CertificateView:
         """The record kind's English name ("Credit recognition" for a conversion)."""
         if self.conversion is not None:
             return "Exam exemption" if self.conversion.is_exemption else "Credit recognition"
-        return KIND_NAMES.get(self.kind, (self.kind, self.kind))[1]
+        return KIND_SINGULAR_EN.get(self.kind, self.kind)
 
     @property
     def title(self) -> str:
