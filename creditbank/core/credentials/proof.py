@@ -18,6 +18,7 @@ Also here: base58btc (Bitcoin alphabet) and Multikey (``z6Mk…``) encodings of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -26,9 +27,10 @@ from typing import Any, Final
 
 import orjson
 import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from creditbank.core.canonical import canonicalize
-from creditbank.core.signing import SIGNATURE_SIZE, Signer, verify_signature
+from creditbank.core.signing import SIGNATURE_SIZE, Signer, load_public_key, verify_signature
 from creditbank.errors import InvalidInputError, SignatureError, VerificationError
 
 PROOF_TYPE: Final = "DataIntegrityProof"
@@ -39,12 +41,14 @@ ED25519_PRIV_MULTICODEC: Final = b"\x80\x26"
 _B58_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX: Final = {c: i for i, c in enumerate(_B58_ALPHABET)}
 _B58_PAIRS: Final = [a + b for a in _B58_ALPHABET for b in _B58_ALPHABET]
-_B58_PAIR_INDEX: Final = {pair: i for i, pair in enumerate(_B58_PAIRS)}
+#: byte -> digit value (0xFF for bytes outside the alphabet), for ``bytes.translate``
+_B58_VALUES: Final = bytes(_B58_INDEX.get(chr(b), 0xFF) for b in range(256))
 _JCS_OPTS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _BELOW_F0: Final = bytes(range(0xF0))  # every byte but the lead bytes of non-BMP characters
 #: where orjson writes a float token (``1.5``, ``1.5e-7``, ``1e+16``) before ``,`` ``}`` ``]``
 _FLOAT_FRACTION: Final = re.compile(rb"\.[0-9]+(?:e[-+][0-9]+)?[,}\]]")
 _FLOAT_EXPONENT: Final = re.compile(rb"e[-+][0-9]+[,}\]]")
+_SCAN_FROM: Final = 8192
 
 
 class ProofError(VerificationError):
@@ -70,22 +74,22 @@ def b58encode(data: bytes) -> str:
 
 
 def b58decode(text: str) -> bytes:
-    """Decode base58btc text (two digits per step, as :func:`b58encode`).
+    """Decode base58btc text (digit values by one ``translate``, then two digits per step).
 
     Raises:
         InvalidInputError: ``input.base58`` on a character outside the alphabet.
     """
-    n = 0
-    odd = len(text) % 2
     try:
-        if odd:
-            n = _B58_INDEX[text[0]]
-        pairs = _B58_PAIR_INDEX
-        for i in range(odd, len(text), 2):
-            n = n * 3364 + pairs[text[i : i + 2]]
-    except KeyError as e:
+        digits = text.encode("ascii").translate(_B58_VALUES)
+    except UnicodeEncodeError as e:
         raise InvalidInputError("not base58btc text", code="input.base58") from e
-    zeros = len(text) - len(text.lstrip("1"))
+    if b"\xff" in digits:
+        raise InvalidInputError("not base58btc text", code="input.base58")
+    odd = len(digits) % 2
+    n = digits[0] if odd else 0
+    for i in range(odd, len(digits), 2):
+        n = n * 3364 + digits[i] * 58 + digits[i + 1]
+    zeros = len(digits) - len(digits.lstrip(b"\0"))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
     return b"\0" * zeros + body
 
@@ -169,8 +173,9 @@ def jcs(value: Any) -> bytes:
 
     Fast path (as ADR 0005): ``orjson`` with sorted keys and strict integers writes exactly
     the JCS bytes when the value holds no float and no character outside the BMP. Floats are
-    looked for in the output (conservatively: text inside strings can trigger the check) or,
-    when the output holds ``null`` (``orjson`` writes NaN as ``null``), in the value itself.
+    looked for in the value (small documents, and any holding ``null``, which is how
+    ``orjson`` writes NaN) or in the output text (conservatively: text inside strings can
+    trigger the check).
     Anything else takes the checked path.
 
     Raises:
@@ -185,7 +190,9 @@ def jcs(value: Any) -> bytes:
         and not out.translate(None, _BELOW_F0)
         and (
             not _has_float(value)
-            if b"null" in out  # NaN would be written as null: look for floats in the value
+            # small documents: walking the value is cheaper than scanning the text; NaN is
+            # written as null, so a document with null is walked too
+            if len(out) < _SCAN_FROM or b"null" in out
             else _FLOAT_FRACTION.search(out) is None and _FLOAT_EXPONENT.search(out) is None
         )
     ):
@@ -292,6 +299,12 @@ def sign_credential(
     return {**document, "proof": proof}
 
 
+@functools.lru_cache(maxsize=256)
+def _loaded_key(public: bytes) -> Ed25519PublicKey:
+    """The parsed key (point decompression once per key, not per credential)."""
+    return load_public_key(public)
+
+
 def _proof_of(document: Mapping[str, Any]) -> Mapping[str, Any]:
     proof = document.get("proof")
     if isinstance(proof, list):
@@ -351,6 +364,6 @@ def verify_credential_proof(
         raise ProofError("proofValue is not a 64-byte signature")
     try:
         data = hash_data(config, unsecured).hash_data
-        verify_signature(public_key, data, signature)
+        verify_signature(_loaded_key(public_key), data, signature)
     except (SignatureError, InvalidInputError) as e:
         raise ProofError(f"the credential proof does not verify: {e}") from e
