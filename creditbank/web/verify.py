@@ -391,10 +391,14 @@ async def upload_form(request: Request, site: SiteDep) -> Response:
 
 
 def _same_origin(request: Request) -> bool:
-    """True unless the request names another origin (a browser's form post always names
-    its page's origin; a missing ``Origin`` is a non-browser client)."""
+    """False when the request says it comes from another site's page: ``Sec-Fetch-Site``
+    ``cross-site``, or an ``Origin`` naming another origin. The site's ``no-referrer`` policy
+    makes browsers send ``Origin: null`` on their own same-origin form posts, so ``null`` (or
+    no ``Origin``: not a browser) is judged by ``Sec-Fetch-Site`` alone."""
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return False
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     own = f"{request.url.scheme}://{request.headers.get('host', '')}"
     return origin.rstrip("/") == own
