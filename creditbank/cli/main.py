@@ -54,6 +54,8 @@ from creditbank.storage.token_repo import issue_token
 #: the uvicorn factory: the API with the pages (an import string, so that the CLI imports
 #: neither the API nor the web layer)
 APP_FACTORY: Final = "creditbank.asgi:create_app_from_env"
+#: how long `serve --workers N` waits for a worker's health answer before replacing it
+WORKER_HEALTHCHECK_SECONDS: Final = 60
 EX_OK: Final = 0
 EX_FAILURE: Final = 1
 EX_USAGE: Final = 2
@@ -234,8 +236,16 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     os.environ["CREDITBANK_ORIGIN"] = settings.origin
     if settings.database_url:
         os.environ["CREDITBANK_DATABASE_URL"] = settings.database_url
+    # a spawned worker answers the supervisor's health pings only once it has imported the
+    # app (seconds on a busy machine; uvicorn's default of 5 s kills it in a loop)
     uvicorn.run(
-        APP_FACTORY, factory=True, host=host, port=port, workers=workers, **uvicorn_options()
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        **uvicorn_options(),
     )
 
 
