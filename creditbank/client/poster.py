@@ -22,7 +22,11 @@
 5. **Journal** every acknowledged row (record id, index, leaf hash) and fsync, batch by batch.
    After an interruption a re-run skips what the journal holds; a batch acknowledged but not
    journaled (a crash in between) is posted again and answered as duplicates, so nothing is
-   ever stored twice.
+   ever stored twice. A duplicate is answered with the STORED entry's index and leaf hash
+   (re-signed content has other bytes), so the journal keeps what the log holds.
+6. **Prove** the rows the client cannot check from the bytes it signed (the duplicates; all
+   rows with ``prove="all"``): each journaled index and leaf hash must verify with an
+   inclusion proof against a checkpoint signed with the log key (:func:`prove_acks`).
 
 The client imports only :mod:`creditbank.core`, :mod:`creditbank.errors` and ``httpx``: it is
 what an institution runs, not part of the bank.
@@ -65,6 +69,7 @@ from creditbank.client.csvformat import (
     stream_file,
 )
 from creditbank.core import merkle
+from creditbank.core.checkpoint import Checkpoint, verify_checkpoint
 from creditbank.core.entries import build_entry, format_time, sign_entry
 from creditbank.core.identity import IdentityDoc
 from creditbank.core.signing import (
@@ -74,6 +79,7 @@ from creditbank.core.signing import (
     format_signer_key,
     format_verifier_key,
     parse_signer_key,
+    parse_verifier_key,
 )
 from creditbank.errors import (
     AuthError,
@@ -105,6 +111,14 @@ STREAM_CHUNK: Final = 1_000
 RECORDS_PATH: Final = "/api/v1/records"
 RESOLVE_PATH: Final = "/api/v1/learners/resolve"
 RESOLVE_BATCH_PATH: Final = "/api/v1/learners/resolve-batch"
+LOG_KEY_PATH: Final = "/api/v1/log/key"
+CHECKPOINT_PATH: Final = "/api/v1/log/checkpoint"
+INCLUSION_PATH: Final = "/api/v1/log/proofs/inclusion"
+#: which acknowledged rows are proven against a signed checkpoint at the end of a run
+PROVE_MODES: Final = ("duplicates", "all", "none")
+#: how long to wait for a checkpoint covering the rows to prove, and how often to look
+PROOF_WAIT: Final = 60.0
+PROOF_POLL: Final = 0.5
 _RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -429,6 +443,70 @@ class BankAPI:
             code="post.unreachable",
         )
 
+    def _get(self, path: str, params: Mapping[str, int] | None = None) -> httpx.Response:
+        """GET with the same bounded retries as the posts; any other status is returned."""
+        delay = BACKOFF_START
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self._http.get(path, params=params)
+            except httpx.TransportError as e:
+                last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            else:
+                if response.status_code not in _RETRY_STATUSES:
+                    return response
+                last = f"HTTP {response.status_code}"
+            if attempt < self.attempts:
+                self._sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+        raise PostError(
+            f"{path}: no answer after {self.attempts} attempts ({last})", code="post.unreachable"
+        )
+
+    def log_key(self) -> str:
+        """The log's verifier key (``origin+hex8+base64``).
+
+        Raises:
+            PostError: no usable answer.
+        """
+        response = self._get(LOG_KEY_PATH)
+        if response.status_code != 200:
+            raise PostError(f"{LOG_KEY_PATH}: HTTP {response.status_code}", code="post.protocol")
+        return response.text.strip()
+
+    def checkpoint(self) -> str | None:
+        """The latest signed checkpoint note (None: nothing published yet).
+
+        Raises:
+            PostError: no usable answer.
+        """
+        response = self._get(CHECKPOINT_PATH)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise PostError(f"{CHECKPOINT_PATH}: HTTP {response.status_code}", code="post.protocol")
+        return response.text
+
+    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """The stored leaf hash at ``index`` and its inclusion proof in the tree of ``size``.
+
+        Raises:
+            PostError: no usable answer.
+        """
+        response = self._get(INCLUSION_PATH, {"index": index, "size": size})
+        try:
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            doc = response.json()
+            leaf = base64.b64decode(doc["leaf_hash"], validate=True)
+            path = [base64.b64decode(h, validate=True) for h in doc["path"]]
+        except (ValueError, KeyError, TypeError, binascii.Error) as e:
+            raise PostError(
+                f"{INCLUSION_PATH}?index={index}&size={size}: unusable answer ({e})",
+                code="post.protocol",
+            ) from e
+        return leaf, path
+
     def resolve(self, doc: IdentityDoc, name: str) -> Resolved:
         """Map an identity document and name to the learner id and commitment salt.
 
@@ -593,6 +671,8 @@ class PostReport:
     rejected: list[RowError] = field(default_factory=list)
     learners_resolved: int = 0
     batches: int = 0
+    #: acknowledged rows proven against a signed checkpoint (inclusion proofs)
+    proven: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -616,6 +696,7 @@ class PostReport:
             "rejected": len(self.rejected),
             "learners_resolved": self.learners_resolved,
             "batches": self.batches,
+            "proven": self.proven,
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "failures": [e.as_dict() for e in self.failures],
@@ -664,6 +745,8 @@ class Poster:
     report: PostReport = field(default_factory=lambda: PostReport(Path()))
     concurrency: int = 1
     _learners: dict[tuple[str, str, str], Resolved | ItemProblem] = field(default_factory=dict)
+    #: every row acknowledged in this run, in acknowledgement order
+    acked: list[Ack] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.key_id = entry_key_id(self.signer.public_bytes)
@@ -795,6 +878,7 @@ class Poster:
             )
         self.journal.record(acks)
         with self._report_lock:
+            self.acked.extend(acks)
             dups = sum(a.duplicate for a in acks)
             self.report.duplicates += dups
             self.report.posted += len(acks) - dups
@@ -1014,6 +1098,9 @@ def post_file(
     after_batch: Callable[[int], None] | None = None,
     dry_run: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    prove: str = "duplicates",
+    log_key: str | None = None,
+    proof_wait: float = PROOF_WAIT,
 ) -> PostReport:
     """Validate, resolve, sign and post every row of ``path``; see the module docstring.
 
@@ -1035,6 +1122,11 @@ def post_file(
         after_batch: called with the number of batches done after each is journaled (tests).
         dry_run: validate and report only; nothing is sent and no journal is written.
         concurrency: record batches in flight at once (1 to :data:`MAX_CONCURRENCY`).
+        prove: which rows of this run to prove against a signed checkpoint at the end
+            (:func:`prove_acks`): ``duplicates`` (default: answers the client cannot check
+            from the bytes it signed), ``all`` or ``none``.
+        log_key: the log's verifier key to trust (default: the bank's answer).
+        proof_wait: seconds to wait for a checkpoint covering the rows.
 
     Returns:
         The report; ``report.ok`` is false if any row was invalid or rejected.
@@ -1044,8 +1136,11 @@ def post_file(
         ConfigurationError: the journal belongs to another institution or bank, or is corrupt.
         AuthError: the bank refused the token.
         PostError: the bank stayed unreachable; the journal keeps what was acknowledged.
-        VerificationError: the bank's leaf hash differs from the signed entry.
+        VerificationError: the bank's leaf hash differs from the signed entry, or a row's
+            answer is not proven by the log (``post.proof``).
     """
+    if prove not in PROVE_MODES:
+        raise InvalidInputError(f"prove must be one of {', '.join(PROVE_MODES)}", code="post.prove")
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise InvalidInputError(f"batch size must be 1 to {MAX_BATCH_SIZE}", code="post.batch_size")
     if not 1 <= concurrency <= MAX_CONCURRENCY:
@@ -1101,9 +1196,81 @@ def post_file(
         sink.start("post", stream.total)
         try:
             poster.run_stream(_unposted(stream, journal, report))
+            chosen = [a for a in poster.acked if prove == "all" or a.duplicate]
+            if prove != "none" and chosen:
+                proof_started = time.perf_counter()
+                report.proven = prove_acks(api, chosen, log_key=log_key, wait=proof_wait)
+                report.timings["prove"] = time.perf_counter() - proof_started
         finally:
             report.seconds = time.perf_counter() - started
     return report
+
+
+def prove_acks(
+    api: BankAPI,
+    acks: Sequence[Ack],
+    *,
+    log_key: str | None = None,
+    wait: float = PROOF_WAIT,
+    poll: float = PROOF_POLL,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Check acknowledged rows against the log: each row's index and leaf hash, as the bank
+    answered them and the journal keeps them, must be included in a checkpoint signed with
+    the log key (``log_key``, e.g. pinned from a previous run; default: the bank's answer).
+
+    Waits up to ``wait`` seconds for a checkpoint that covers every row (checkpoints are
+    published a moment after an append). Returns the number of rows proven.
+
+    Raises:
+        VerificationError: ``post.proof`` when a row's index and hash are not what the log
+            holds (the journal row disagrees with the log), or the checkpoint's signature
+            fails.
+        PostError: ``post.unproven`` if no checkpoint covered the rows in time.
+    """
+    if not acks:
+        return 0
+    key = parse_verifier_key(log_key or api.log_key())
+    need = max(a.index for a in acks) + 1
+    deadline = time.monotonic() + wait
+    cp: Checkpoint | None = None
+    while True:
+        note = api.checkpoint()
+        if note is not None:
+            try:
+                cp = verify_checkpoint(note, key)
+            except CreditBankError as e:
+                raise VerificationError(
+                    f"the bank's checkpoint does not verify with the log key: {e}",
+                    code="post.proof",
+                ) from e
+            if cp.size >= need:
+                break
+        if time.monotonic() >= deadline:
+            have = 0 if cp is None else cp.size
+            raise PostError(
+                f"no checkpoint covers index {need - 1} after {wait:.0f} s (latest size {have});"
+                " re-run later to prove the journal",
+                code="post.unproven",
+            )
+        sleep(poll)
+    bad: list[int] = []
+    for a in acks:
+        leaf, path = api.inclusion_proof(a.index, cp.size)
+        try:
+            if base64.b64encode(leaf).decode("ascii") != a.leaf_hash:
+                raise VerificationError("another leaf is stored at this index")
+            merkle.verify_inclusion(a.index, cp.size, leaf, path, cp.root)
+        except CreditBankError:
+            bad.append(a.row)
+    if bad:
+        raise VerificationError(
+            f"the bank's answer for row(s) {', '.join(map(str, bad[:10]))} does not match the "
+            f"log at checkpoint {cp.size}: the journal holds an index and leaf hash the log "
+            "does not prove",
+            code="post.proof",
+        )
+    return len(acks)
 
 
 __all__ = [
@@ -1119,5 +1286,6 @@ __all__ = [
     "generate_key_file",
     "load_key_file",
     "post_file",
+    "prove_acks",
     "public_key_line",
 ]

@@ -5,6 +5,12 @@ creditbank/api/routes/records.py: signatures are verified against the institutio
 bodies validated, plain names checked against the signed commitment, re-posts of the same
 content answered as duplicates with the original index, and a batch with any failing entry
 refused as a whole (422 problem+json with ``items``). ``failures`` injects transport faults.
+
+The log endpoints the client proves its journal with are served too: the verifier key, a
+checkpoint of the whole log signed at once (``publish=False`` holds it back) and inclusion
+proofs (RFC 9162 PATH). A duplicate is answered with the stored entry's index and leaf hash;
+``lie_about_duplicates`` answers another index instead (a bank whose answer disagrees with
+its log).
 """
 
 from __future__ import annotations
@@ -22,12 +28,27 @@ import httpx
 
 from creditbank.core import merkle
 from creditbank.core.canonical import canonicalize
+from creditbank.core.checkpoint import Checkpoint, sign_checkpoint
 from creditbank.core.entries import parse_entry, verify_entry_signature
 from creditbank.core.identity import normalize_identity, verify_name_commitment
 from creditbank.core.records import validate_record_body
+from creditbank.core.signing import Ed25519Signer, format_verifier_key
 from creditbank.errors import CreditBankError
 
 TOKEN = "cbt_test-token"  # noqa: S105 - a fake bank's test token
+ORIGIN = "fake.localhost/log"
+LOG_SIGNER = Ed25519Signer.from_seed(bytes(range(60, 92)))
+
+
+def _path(m: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 PATH(m, D[n])."""
+    n = len(leaves)
+    if n <= 1:
+        return []
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m < k:
+        return [*_path(m, leaves[:k]), merkle.root_from_leaf_hashes(leaves[k:])]
+    return [*_path(m - k, leaves[k:]), merkle.root_from_leaf_hashes(leaves[:k])]
 
 
 def _problem(status: int, code: str, detail: str, **extra: Any) -> httpx.Response:
@@ -70,6 +91,11 @@ class FakeBank:
     #: offer POST /api/v1/learners/resolve-batch (else 404, as an older bank)
     batch_resolve: bool = False
     resolve_batch_calls: int = 0
+    #: sign checkpoints (else GET /log/checkpoint answers 404: nothing published)
+    publish: bool = True
+    #: answer duplicates with an index off by one (a lying bank)
+    lie_about_duplicates: bool = False
+    proof_calls: int = 0
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -92,6 +118,8 @@ class FakeBank:
         return self.route(request)
 
     def route(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return self.log_route(request)
         doc = json.loads(request.content)
         if request.url.path == "/api/v1/learners/resolve":
             return self.resolve(doc)
@@ -100,6 +128,33 @@ class FakeBank:
         if request.url.path == "/api/v1/records":
             return self.post(doc)
         return _problem(404, "not_found", request.url.path)
+
+    def log_route(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        leaves = [merkle.leaf_hash(raw) for raw in self.log]
+        if path == "/api/v1/log/key":
+            return httpx.Response(200, text=format_verifier_key(ORIGIN, LOG_SIGNER.public_bytes))
+        if path == "/api/v1/log/checkpoint":
+            if not self.publish:
+                return _problem(404, "log.no_checkpoint", "nothing published")
+            root = merkle.root_from_leaf_hashes(leaves)
+            note = sign_checkpoint(Checkpoint(ORIGIN, len(leaves), root), ORIGIN, LOG_SIGNER)
+            return httpx.Response(200, text=note)
+        if path == "/api/v1/log/proofs/inclusion":
+            self.proof_calls += 1
+            index, size = int(request.url.params["index"]), int(request.url.params["size"])
+            if not 0 <= index < size <= len(leaves):
+                return _problem(400, "log.bad_range", "index outside the tree")
+            return httpx.Response(
+                200,
+                json={
+                    "index": index,
+                    "size": size,
+                    "leaf_hash": base64.b64encode(leaves[index]).decode(),
+                    "path": [base64.b64encode(h).decode() for h in _path(index, leaves[:size])],
+                },
+            )
+        return _problem(404, "not_found", path)
 
     def resolve(self, doc: dict[str, Any]) -> httpx.Response:
         self.resolve_calls += 1
@@ -171,7 +226,14 @@ class FakeBank:
                 if known[1] != digest:
                     items.append({"index": i, "code": "record.conflict", "detail": "other content"})
                     continue
-                results.append({"index": known[0], "leaf_hash": "", "duplicate": True})
+                index = known[0] + (1 if self.lie_about_duplicates else 0)
+                stored = (
+                    self.log[index]
+                    if index < len(self.log)
+                    else next((r for n, r, _ in new if n == index), raw)
+                )
+                leaf = base64.b64encode(merkle.leaf_hash(stored)).decode()
+                results.append({"index": index, "leaf_hash": leaf, "duplicate": True})
                 continue
             target = body.get("corrects") or (rid if group == "revocation" else None)
             if (

@@ -29,7 +29,7 @@ LEARNERS = 2_000
 
 @pytest.fixture
 def live(settings_factory: Callable[..., Settings], tmp_path: Path) -> Iterator[LiveBank]:
-    with serve(settings_factory(), tmp_path) as bank:
+    with serve(settings_factory(checkpoint_interval=0.2), tmp_path) as bank:
         yield bank
 
 
@@ -113,6 +113,7 @@ def test_same_record_id_with_other_content_is_a_conflict(live: LiveBank, tmp_pat
     changed = record(1) | {"level": "3"}  # record(1) has level 2
     report = _post(live, write_csv(tmp_path / "b.csv", [record(0), changed]))
     assert report.duplicates == 1  # the same content again: answered with the original index
+    assert report.proven == 1  # ... whose index and stored leaf an inclusion proof verifies
     assert [(e.record_id, e.code) for e in report.rejected] == [("R-000001", "record.conflict")]
     assert live.record_count() == 3
 
@@ -147,7 +148,7 @@ def test_50000_rows_interrupted_once_and_resumed(
     path = write_csv(tmp_path / "in.csv", records(ROWS, learners=LEARNERS))
     journal = default_journal_path(path)
     report_path = tmp_path / "report.json"
-    with serve(settings_factory(), tmp_path) as live:
+    with serve(settings_factory(checkpoint_interval=0.2), tmp_path) as live:
         env = {**os.environ, "CREDITBANK_TOKEN": live.token}
         args = [
             sys.executable,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -23,6 +24,7 @@ from creditbank.client.poster import (
     post_file,
     public_key_line,
 )
+from creditbank.core import merkle
 from creditbank.core.entries import parse_entry, verify_entry_signature
 from creditbank.core.signing import Ed25519Signer, entry_key_id, parse_verifier_key
 from creditbank.errors import (
@@ -193,6 +195,11 @@ def test_crash_between_ack_and_journal_gives_duplicates_not_copies(
     assert len(acks) == 30
     assert [acks[f"record:R-{n:06d}"]["index"] for n in range(7, 14)] == list(range(7, 14))
     assert all(acks[f"record:R-{n:06d}"]["duplicate"] for n in range(7, 14))
+    # the journal holds what the log holds (the stored leaf, not the re-signed one), proven
+    for n in range(7, 14):
+        ack = acks[f"record:R-{n:06d}"]
+        assert ack["leaf_hash"] == base64.b64encode(merkle.leaf_hash(bank.log[n])).decode()
+    assert (report.proven, bank.proof_calls) == (7, 7)
 
 
 def test_lost_answer_is_retried_and_answered_as_duplicates(
@@ -473,3 +480,56 @@ def test_batch_resolution_and_concurrent_batches(
     assert len(journal_lines(path)) == 61
     again = post(path, bank, signer, sleeps, concurrency=3)
     assert (again.posted, again.skipped) == (0, 60)
+
+
+# -- proving the journal (issue #12) ------------------------------------------------------------
+def test_a_duplicate_answer_the_log_does_not_prove_stops_the_run(
+    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+) -> None:
+    path = write_csv(tmp_path / "in.csv", records(14))
+    bank.failures["records"].append("lost")  # the retry is answered as duplicates
+    bank.lie_about_duplicates = True
+    with pytest.raises(VerificationError) as e:
+        post(path, bank, signer, sleeps)
+    assert e.value.code == "post.proof"
+    assert "does not match the log" in e.value.message
+
+
+def test_prove_all_checks_every_row_and_none_checks_nothing(
+    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+) -> None:
+    path = write_csv(tmp_path / "in.csv", records(20))
+    report = post(path, bank, signer, sleeps, prove="all")
+    assert (report.posted, report.proven, bank.proof_calls) == (20, 20, 20)
+    assert report.as_dict()["proven"] == 20
+    other = write_csv(tmp_path / "again.csv", records(20))
+    bank.lie_about_duplicates = True
+    quiet = post(other, bank, signer, sleeps, prove="none")  # duplicates, not proven
+    assert (quiet.duplicates, quiet.proven, bank.proof_calls) == (20, 0, 20)
+    with pytest.raises(InvalidInputError):
+        post(other, bank, signer, sleeps, prove="some")
+
+
+def test_no_checkpoint_covering_the_rows_is_reported_not_ignored(
+    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+) -> None:
+    path = write_csv(tmp_path / "in.csv", records(7))
+    bank.publish = False
+    with pytest.raises(PostError) as e:
+        post(path, bank, signer, sleeps, prove="all", proof_wait=0)
+    assert e.value.code == "post.unproven"
+    bank.publish = True
+    again = post(write_csv(tmp_path / "b.csv", records(7)), bank, signer, sleeps, prove="all")
+    assert (again.duplicates, again.proven) == (7, 7)
+
+
+def test_a_checkpoint_signed_by_another_key_is_refused(
+    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+) -> None:
+    from .fakebank import ORIGIN
+
+    path = write_csv(tmp_path / "in.csv", records(7))
+    pinned = poster.format_verifier_key(ORIGIN, Ed25519Signer.from_seed(bytes(32)).public_bytes)
+    with pytest.raises(VerificationError) as e:
+        post(path, bank, signer, sleeps, prove="all", log_key=pinned)
+    assert e.value.code == "post.proof"
