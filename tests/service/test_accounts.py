@@ -43,7 +43,7 @@ from creditbank.storage.token_repo import lookup_token
 
 #: cheap Argon2id parameters: the tests check behaviour, not cost
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 - a test password
 
 
 def rid(seq: int) -> str:
@@ -98,7 +98,8 @@ def test_sign_up_stores_argon2id_never_the_password(accounts: Accounts, vbank: B
     assert (acc.role, acc.learner_id, acc.label) == ("worker", None, "王建国")
     with vbank.engine.connect() as conn:
         stored = conn.execute(select(accounts_t.c.password_hash)).scalar_one()
-    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert stored.startswith("$argon2id$")
+    assert PASSWORD not in stored
     with pytest.raises(ConflictError) as e:
         accounts.sign_up_worker("WANG@example.com", "another password")
     assert e.value.code == "account.exists"
@@ -116,7 +117,8 @@ def test_sign_in_same_answer_for_unknown_login_and_wrong_password(accounts: Acco
         answers.append((e.value.code, e.value.message))
     assert answers[0] == answers[1] == ("auth.bad_credentials", answers[0][1])
     signed = accounts.sign_in("Wang@Example.com", PASSWORD)
-    assert signed.token.startswith("cbs_") and len(signed.token) > 40
+    assert signed.token.startswith("cbs_")
+    assert len(signed.token) > 40
     assert accounts.session(signed.token) == signed.account
 
 
@@ -129,7 +131,8 @@ def test_sign_in_locks_after_failures_and_unlocks_later(
             accounts.sign_in("13800138000", "not the password")
     with pytest.raises(RateLimitedError) as e:
         accounts.sign_in("13800138000", PASSWORD)  # even the right password waits
-    assert e.value.code == "auth.locked" and 1 <= e.value.retry_after <= 61
+    assert e.value.code == "auth.locked"
+    assert 1 <= e.value.retry_after <= 61
     clock.advance(61)
     with pytest.raises(AuthError):  # one more failure doubles the lock
         accounts.sign_in("13800138000", "not the password")
@@ -166,7 +169,9 @@ def test_sessions_expire_when_idle_and_at_their_end(accounts: Accounts, clock: F
 def _claim(accounts: Accounts, outbox: OutboxSender, acc: Account, seq: int, name: str) -> str:
     code_id = accounts.start_claim(acc, name=name, doc_type="resident_id", number=rid(seq))
     code = outbox.last_code(acc.login)
-    assert code is not None and len(code) == 6 and code.isdigit()
+    assert code is not None
+    assert len(code) == 6
+    assert code.isdigit()
     return accounts.finish_claim(acc, code_id, code)
 
 
@@ -229,8 +234,8 @@ def test_claim_codes_are_single_use_limited_and_personal(
     # the learner is taken: a second account's claim with the right details fails
     with pytest.raises(AuthError):
         _claim(accounts, outbox, other, 3, "张伟")
+    admin = accounts.add_admin("admin@example.com", PASSWORD)
     with pytest.raises(ForbiddenError):
-        admin = accounts.add_admin("admin@example.com", PASSWORD)
         accounts.start_claim(admin, name="张伟", doc_type="resident_id", number=rid(3))
 
 
@@ -243,9 +248,7 @@ def test_live_claim_codes_are_limited(accounts: Accounts, vbank: Bank) -> None:
     assert e.value.code == "claim.too_many"
 
 
-def test_tokens_are_the_accounts_own(
-    accounts: Accounts, outbox: OutboxSender, vbank: Bank
-) -> None:
+def test_tokens_are_the_accounts_own(accounts: Accounts, outbox: OutboxSender, vbank: Bank) -> None:
     lid = learner(vbank, 1)
     worker = accounts.sign_up_worker("wang@example.com", PASSWORD)
     with pytest.raises(ConflictError) as e:
@@ -255,11 +258,13 @@ def test_tokens_are_the_accounts_own(
     worker = accounts.get(worker.account_id)
     made = accounts.create_token(worker, "my phone")
     row = lookup_token(vbank.engine, made.token)
-    assert row is not None and (row.role, row.subject) == ("learner", lid)
+    assert row is not None
+    assert (row.role, row.subject) == ("learner", lid)
     op = accounts.add_operator("registrar@ins-a.edu.cn", PASSWORD, "INS-A")
     op_token = accounts.create_token(op)
     op_row = lookup_token(vbank.engine, op_token.token)
-    assert op_row is not None and (op_row.role, op_row.subject) == ("institution", "INS-A")
+    assert op_row is not None
+    assert (op_row.role, op_row.subject) == ("institution", "INS-A")
     admin = accounts.add_admin("admin@bank.example", PASSWORD)
     assert accounts.create_token(admin).role == "auditor"
     assert [t["token_id"] for t in accounts.list_tokens(worker)] == [made.token_id]
@@ -301,7 +306,9 @@ def test_erasure_removes_personal_data_and_the_account(
     with vbank.engine.connect() as conn:
         person = conn.execute(select(learners_t).where(learners_t.c.learner_id == lid)).one()
         live = conn.execute(select(tokens_t).where(tokens_t.c.revoked_at.is_(None))).all()
-    assert person.name is None and person.lookup_key is None and person.erased_at is not None
+    assert person.name is None
+    assert person.lookup_key is None
+    assert person.erased_at is not None
     assert live == []
     assert vbank.ledger.head().size == size  # the log is untouched
 
