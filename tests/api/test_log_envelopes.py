@@ -1,4 +1,5 @@
-"""``GET /api/v1/log/envelopes`` (docs/monitor.md, ADR 0009), on SQLite and PostgreSQL.
+"""``GET /api/v1/log/envelopes`` and ``/log/entry-batch`` (docs/monitor.md, ADR 0009), on
+SQLite and PostgreSQL.
 
 Public and metadata-only: per index the envelope (type, issuer, key_id, at, on_behalf_of)
 and the leaf hash, never a body field or the subject; read from the stored entry bytes, not
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,13 +20,17 @@ from starlette.testclient import TestClient
 
 from creditbank.api.app import create_app
 from creditbank.core import merkle
+from creditbank.core.entries import format_time
+from creditbank.service import institutions as svc
 from creditbank.service.bank import Bank
-from creditbank.service.envelopes import MAX_ENVELOPES
+from creditbank.service.envelopes import MAX_BATCH_ENTRIES, MAX_ENVELOPES
+from creditbank.storage.token_repo import issue_token
 
 if TYPE_CHECKING:  # tests/conftest.py
     from conftest import Institution
 
 PATH = "/api/v1/log/envelopes"
+T = format_time(datetime(2025, 3, 1, 8, 0, 0, tzinfo=UTC))
 FIELDS = {"index", "type", "issuer", "key_id", "at", "on_behalf_of", "leaf_hash"}
 
 
@@ -109,3 +115,60 @@ def test_envelopes_read_the_bytes_not_the_columns(client: TestClient, bank: Bank
         ).rowcount
     assert n == 1
     assert _get(client, 0, 7).json() == before
+
+
+# -- /log/entry-batch ------------------------------------------------------------------------
+BATCH = "/api/v1/log/entry-batch"
+
+
+def test_entry_batch_decides_as_the_single_entry_endpoint(
+    client: TestClient,
+    bank: Bank,
+    register_institution: Callable[..., Institution],
+    auditor_token: str,
+) -> None:
+    """Every principal gets, per index, the status and bytes GET /entries/{i} gives it."""
+    register_institution("INST-2", seed=bytes(range(100, 132)))
+    bank.ledger.publish(force=True)
+    tokens: dict[str, str | None] = {
+        "anonymous": None,
+        "INST-1": svc.issue_institution_token(bank, "INST-1")[0],
+        "INST-2": svc.issue_institution_token(bank, "INST-2")[0],
+        "auditor": auditor_token,
+        "learner": issue_token(bank.engine, role="learner", subject="L000001", now=T)[0],
+    }
+    size = bank.ledger.head().size
+    indexes = [*range(size), size + 5]  # one beyond the log
+    seen: set[int] = set()
+    for who, token in tokens.items():
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = client.get(BATCH, params={"index": [str(i) for i in indexes]}, headers=headers)
+        assert resp.status_code == 200, resp.text
+        items = resp.json()["entries"]
+        assert [it["index"] for it in items] == indexes
+        for it in items:
+            single = client.get(f"/api/v1/log/entries/{it['index']}", headers=headers)
+            assert it["status"] == single.status_code, (who, it["index"])
+            seen.add(it["status"])
+            if it["status"] == 200:
+                assert base64.b64decode(it["entry"]) == single.content
+            else:
+                assert it["entry"] is None
+    assert seen == {200, 403, 404}
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"index": [str(i) for i in range(MAX_BATCH_ENTRIES + 1)]}, "log.bad_batch"),
+        ({"index": ["+1"]}, "log.bad_batch"),
+        ({"index": [" 1"]}, "log.bad_batch"),
+        ({"index": ["-1"]}, "log.bad_batch"),
+        ({"index": ["1e3"]}, "log.bad_batch"),
+        ({}, "request.invalid"),
+    ],
+)
+def test_entry_batch_bounds(client: TestClient, params: dict[str, Any], code: str) -> None:
+    resp = client.get(BATCH, params=params)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["code"] == code

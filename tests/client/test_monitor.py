@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 with warnings.catch_warnings():
@@ -474,3 +475,33 @@ def test_cli_refuses_unusable_state_and_reports_an_unreachable_bank(
     assert len(err.splitlines()) == 1
     assert err.endswith("[monitor.unreachable]")
     assert not (tmp_path / "s.json").exists()
+
+
+class _WithoutBatch(httpx.BaseTransport):
+    """A bank of before ``/log/entry-batch``: that path answers 404; the rest is served."""
+
+    def __init__(self, inner: httpx.BaseTransport, seen: list[str]) -> None:
+        self.inner = inner
+        self.seen = seen
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request.url.path)
+        if request.url.path.endswith("/entry-batch"):
+            return httpx.Response(404, json={"code": "not_found"})
+        return self.inner.handle_request(request)
+
+
+def test_entries_are_read_one_by_one_from_a_bank_without_the_batch_endpoint(
+    small: tuple[Watched, Institution, Institution],
+) -> None:
+    w, one, _ = small
+    forger = Ed25519Signer.from_seed(FORGER_SEED)
+    forged = forge_append(w.bank, forged_record(one, 52, forger, one.key_id))
+    seen: list[str] = []
+    inner = w.client._transport  # the TestClient's ASGI transport
+    with httpx.Client(base_url=TESTSERVER, transport=_WithoutBatch(inner, seen)) as http:
+        report = run_monitor("INST-1", w.state, url=TESTSERVER, token=w.tokens["INST-1"], http=http)
+    assert codes(report) == [(forged, "entry.signature")]
+    assert report.verified == 5
+    assert sum(p.endswith("/entry-batch") for p in seen) == 1  # asked once, then one by one
+    assert sum("/log/entries/" in p for p in seen) == 3 + 6  # 3 registry entries, 6 claims

@@ -24,7 +24,7 @@ from creditbank.core.entries import MEDIA_TYPE, PRIVATE_TYPES
 from creditbank.core.merkle import MAX_TREE_SIZE
 from creditbank.core.signing import b64encode
 from creditbank.errors import ForbiddenError, InvalidInputError
-from creditbank.service.envelopes import envelopes
+from creditbank.service.envelopes import entitled_institutions, entries_at, envelopes
 from creditbank.service.institutions import entry_institutions
 
 router = APIRouter(prefix="/log", tags=["log"])
@@ -174,6 +174,53 @@ def get_entry(
     public = ANONYMOUS.may_read_entry(row.type, row.issuer, row.subject)
     cache = "public, max-age=31536000, immutable" if public else "private, no-store"
     return Response(bytes(row.data), media_type=MEDIA_TYPE, headers={"Cache-Control": cache})
+
+
+class BatchEntry(TypedDict):
+    index: int
+    status: int
+    entry: str | None
+
+
+class BatchEntries(TypedDict):
+    entries: list[BatchEntry]
+
+
+@router.get(
+    "/entry-batch",
+    responses={400: _PROBLEM, 401: _PROBLEM},
+    summary="Up to 100 entries' exact bytes (base64) in one request; per index the status "
+    "GET /entries/{index} would answer (200, 403, 404)",
+)
+def get_entry_batch(
+    bank: BankDep,
+    who: PrincipalDep,
+    index: Annotated[list[str], Query(description="leaf indexes (repeat the parameter)")],
+) -> BatchEntries:
+    # for monitors reading the entries in their institution's name (docs/monitor.md): the
+    # same decision per entry as get_entry, with one registry snapshot for the batch
+    wanted: list[int] = []
+    for text in index:
+        if _DECIMAL.fullmatch(text) is None or int(text) > MAX_TREE_SIZE:
+            raise InvalidInputError(
+                "index must be a non-negative decimal integer below 2**63", code="log.bad_batch"
+            )
+        wanted.append(int(text))
+    rows, registry = entries_at(bank, wanted)
+    out: list[BatchEntry] = []
+    for i in sorted(set(wanted)):
+        row = rows.get(i)
+        if row is None:
+            out.append({"index": i, "status": 404, "entry": None})
+            continue
+        institutions: frozenset[str] = frozenset()
+        if who.role == "institution" and row.type in PRIVATE_TYPES:
+            institutions = entitled_institutions(registry, row.type, row.issuer, bytes(row.data))
+        if not who.may_read_entry(row.type, row.issuer, row.subject, institutions):
+            out.append({"index": i, "status": 403, "entry": None})
+            continue
+        out.append({"index": i, "status": 200, "entry": b64encode(bytes(row.data))})
+    return {"entries": out}
 
 
 def _query_int(request: Request, name: str, low: int) -> int | None:
