@@ -12,10 +12,14 @@ One definition serves three callers (ADR 0007):
 Derived from the log (so checked and rebuilt): the envelope columns of ``log_entries``
 (``type``, ``issuer``, ``key_id``, ``at``, ``leaf_hash``, ``subject``), the head's
 ``registry_count``, ``records``, ``record_revocations``, ``rule_publications``,
-``conversion_decisions`` and ``conversion_voids``. Not derivable, so neither checked nor
-rebuilt: personal data (``learners``, ``record_names``: names, salts and identity keys never
-enter the log, and may be erased), ``log_entries.ingested_at`` (the bank's clock at append),
-tokens and dataset references (operator bookkeeping).
+``conversion_decisions``, ``conversion_voids`` and the columns of ``documents`` that the
+``transcript.issued`` / ``transcript.revoked`` entries determine (id, learner, kind, status
+bit, digests, checkpoint size, item count, issue time, revocation). Not derivable, so neither
+checked nor rebuilt: personal data (``learners``, ``record_names``: names, salts and identity
+keys never enter the log, and may be erased; ``document_files``, the exact credential and PDF
+bytes), ``documents.valid_until`` and ``document_items`` (side data of an issuance),
+``log_entries.ingested_at`` (the bank's clock at append), tokens, share codes, accounts and
+dataset references (operator bookkeeping).
 
 A ledger-only bank (``validate_records=False``, tests and benchmarks of the log itself) writes
 no record or conversion projections; for it only the envelope columns are derived, and an
@@ -45,6 +49,7 @@ from creditbank.storage.engine import IMMEDIATE, is_sqlite
 from creditbank.storage.tables import (
     conversion_decisions_t,
     conversion_voids_t,
+    documents_t,
     entries_t,
     head_t,
     records_t,
@@ -60,6 +65,8 @@ RULES_PUBLISHED: Final = "rules.published"
 DECIDED: Final = "conversion.decided"
 VOIDED: Final = "conversion.voided"
 CONVERSION_TYPES: Final = frozenset({RULES_PUBLISHED, DECIDED, VOIDED})
+TRANSCRIPT_ISSUED: Final = "transcript.issued"
+TRANSCRIPT_REVOKED: Final = "transcript.revoked"
 
 #: the projection tables, each keyed by ``entry_idx``, in the order they are reported
 PROJECTION_TABLES: Final[tuple[Table, ...]] = (
@@ -161,6 +168,34 @@ def conversion_row(
     raise KeyError(type_)
 
 
+def _digest_bytes(text_digest: object) -> bytes:
+    """``sha256:<hex>`` (the digest format of ``transcript.issued``) as the 32 stored bytes."""
+    return bytes.fromhex(str(text_digest).removeprefix("sha256:"))
+
+
+def document_row(idx: int, at: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The derivable columns of the ``documents`` row of a ``transcript.issued`` entry (its
+    revocation columns are set by a later ``transcript.revoked``; ``valid_until`` and the
+    items and bytes are side data of the issuance, not in the entry)."""
+    return {
+        "entry_idx": idx,
+        "doc_id": str(body["document_id"]),
+        "learner_id": str(body["learner"]),
+        "kind": str(body["kind"]),
+        "status_list": int(body["status_list"]),
+        "status_index": int(body["status_index"]),
+        "credential_digest": _digest_bytes(body["credential_digest"]),
+        "pdf_digest": _digest_bytes(body["pdf_digest"]),
+        "checkpoint_size": int(body["checkpoint_size"]),
+        "item_count": int(body["items"]),
+        "issued_at": at,
+        "revoked_at": None,
+        "revoked_reason": None,
+        "revoked_by": None,
+        "revocation_idx": None,
+    }
+
+
 def default_subject(body: Mapping[str, Any]) -> str | None:
     """The learner an entry is about, as its body names it (null: a public entry)."""
     learner = body.get("learner")
@@ -190,6 +225,9 @@ class Replay:
         #: "owner\\0record_id" -> (chain root, learner)
         self._records: dict[str, tuple[str, str]] = {}
         self.registry_count = 0
+        #: issued entry index -> the derivable columns of its ``documents`` row (documents
+        #: change when revoked, so they are compared once the whole log is read)
+        self.documents: dict[int, dict[str, Any]] = {}
 
     def feed(self, idx: int, data: bytes) -> Expected:
         """What the entry ``data`` at ``idx`` implies.
@@ -232,6 +270,17 @@ class Replay:
             out.rows.append((records_t, record_row(idx, type_, issuer, at, body, root)))
         elif type_ in CONVERSION_TYPES and issuer == self.bank_id:
             out.rows.append(conversion_row(idx, type_, at, body))
+        elif type_ == TRANSCRIPT_ISSUED and issuer == self.bank_id:
+            self.documents[idx] = document_row(idx, at, body)
+        elif type_ == TRANSCRIPT_REVOKED and issuer == self.bank_id:
+            doc = self.documents.get(int(body["issued_entry"]))
+            if doc is not None and doc["revoked_at"] is None:
+                doc.update(
+                    revoked_at=at,
+                    revoked_reason=str(body["reason"]),
+                    revoked_by=str(body["revoked_by"]),
+                    revocation_idx=idx,
+                )
         return out
 
 
@@ -361,6 +410,18 @@ def compare_with_log(
     for t in tables:  # rows beyond the log
         for idx in sorted(_stored_rows(conn, t, size, None)):
             note(Difference(t.name, idx, "extra"), None)
+    if validated:
+        stored_docs = _stored_rows(conn, documents_t, 0, None)
+        for idx, want in sorted(replay.documents.items()):
+            have = stored_docs.pop(idx, None)
+            if have is None:
+                note(Difference("documents", idx, "missing"), want)
+                continue
+            d = _compare_row("documents", idx, have, want)
+            if d is not None:
+                note(d, want)
+        for idx in sorted(stored_docs):
+            note(Difference("documents", idx, "extra"), None)
     check.registry_count = replay.registry_count
     head = conn.execute(select(head_t.c.registry_count).where(head_t.c.id == 1)).first()
     if head is not None and int(head.registry_count) != replay.registry_count:
@@ -442,6 +503,17 @@ def apply_fixes(conn: Connection, check: ProjectionCheck) -> RebuildReport:
             assert fix is not None  # noqa: S101
             conn.execute(head_t.update().where(head_t.c.id == 1).values(**fix))
             counts[0] += 1
+        elif d.table == "documents":  # mutable; valid_until, items and bytes are kept
+            where = documents_t.c.entry_idx == d.entry_idx
+            if fix is None:
+                conn.execute(documents_t.delete().where(where))
+                counts[2] += 1
+            elif d.kind == "missing":
+                conn.execute(documents_t.insert().values(**fix))
+                counts[1] += 1
+            else:
+                conn.execute(documents_t.update().where(where).values(**fix))
+                counts[0] += 1
         else:
             table = tables[d.table]
             conn.execute(table.delete().where(table.c.entry_idx == d.entry_idx))

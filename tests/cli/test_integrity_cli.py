@@ -30,6 +30,7 @@ from creditbank.storage.tables import (
     checkpoints_t,
     conversion_decisions_t,
     conversion_voids_t,
+    documents_t,
     entries_t,
     head_t,
     nodes_t,
@@ -55,6 +56,7 @@ SNAPSHOT = {
     "rule_publications": list(rule_publications_t.c),
     "conversion_decisions": list(conversion_decisions_t.c),
     "conversion_voids": list(conversion_voids_t.c),
+    "documents": list(documents_t.c),
 }
 
 
@@ -254,4 +256,34 @@ def test_projection_row_invented(home: Home) -> None:
         d=bytes(32),
     )
     audit_fails_at(home, rec[0], f"record_revocations row {rec[0]} is not implied by the log")
+    rebuild_restores(home, before)
+
+
+def test_document_revocation_erased_from_its_row(home: Home) -> None:
+    """Clearing a document's revocation columns would verify a withdrawn transcript as
+    current: the audit names the row, the rebuild restores the log's revocation."""
+    from creditbank.service import issuance
+    from creditbank.service.bank import open_bank
+
+    bank = open_bank(home.settings, clock=FixedClock(T_IMPORT))
+    try:
+        learner = str(
+            home.one(
+                "SELECT learner_id FROM records GROUP BY learner_id ORDER BY COUNT(*) DESC LIMIT 1"
+            )[0]
+        )
+        issued = issuance.issue_transcript(bank, learner)
+        issuance.revoke_document(bank, issued.doc_id, reason="issued in error", by="bank")
+        bank.ledger.publish()
+    finally:
+        bank.close()
+    before = snapshot(home.engine)
+    idx = home.one("SELECT entry_idx FROM documents WHERE revoked_at IS NOT NULL")[0]
+    home.tamper(
+        "documents",
+        "UPDATE documents SET revoked_at = NULL, revoked_reason = NULL, revoked_by = NULL,"
+        " revocation_idx = NULL WHERE entry_idx = :i",
+        i=idx,
+    )
+    audit_fails_at(home, idx, f"documents row {idx}: revoked_at is None")
     rebuild_restores(home, before)
