@@ -2,10 +2,12 @@
 
 :class:`creditbank.service.ledger.Ledger` answers the same questions through SQLAlchemy Core,
 which costs more per request than the whole HTTP stack (docs/benchmarks.md, "Serving path").
-This reader gives identical answers (tests/service/test_log_reads.py compares them) from
+This reader gives identical answers (tests/web/test_log_reads.py compares them) from
 :class:`creditbank.storage.fast_reads.FastReads` and remembers what cannot change: a size
 once published stays published (checkpoints are append-only), so each published size is
-checked against the database once per process.
+checked against the database once per process; a stored node is the hash of a complete
+subtree and never changes (the nodes table is append-only), so node hashes are kept in a
+bounded in-process cache and only missing ones are read.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from creditbank.storage.ledger_repo import Head
 
 #: published sizes remembered per process (the set is emptied when it reaches this)
 MAX_REMEMBERED_SIZES: Final = 65_536
+#: node hashes remembered per process (about 11 MB; emptied when full)
+MAX_CACHED_NODES: Final = 65_536
 
 
 class LogReads:
@@ -30,6 +34,7 @@ class LogReads:
     def __init__(self, reads: FastReads) -> None:
         self._reads = reads
         self._published: set[int] = set()
+        self._nodes: dict[merkle.NodeID, bytes] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -85,6 +90,21 @@ class LogReads:
         """
         self._check_published(size)
         plan = merkle.inclusion_plan(index, size)
-        ids = merkle.plan_nodes(plan)
-        nodes = self._reads.nodes([*ids, (0, index)])
+        ids = [*merkle.plan_nodes(plan), (0, index)]
+        cache = self._nodes
+        nodes: dict[merkle.NodeID, bytes] = {}
+        missing: list[merkle.NodeID] = []
+        for nid in ids:
+            h = cache.get(nid)
+            if h is None:
+                missing.append(nid)
+            else:
+                nodes[nid] = h
+        if missing:
+            got = self._reads.nodes(missing)
+            nodes.update(got)
+            with self._lock:
+                if len(cache) + len(got) > MAX_CACHED_NODES:
+                    cache.clear()
+                cache.update(got)
         return nodes[(0, index)], list(merkle.assemble(plan, nodes))

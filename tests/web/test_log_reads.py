@@ -10,13 +10,20 @@ from conftest import Institution
 
 from creditbank.core import merkle
 from creditbank.errors import CreditBankError
+from creditbank.service import log_reads
 from creditbank.service.bank import Bank
 from creditbank.service.log_reads import LogReads
 
 
+@pytest.mark.parametrize("cache_size", [65_536, 8])  # 8: the node cache empties often
 def test_inclusion_proofs_and_head_match_the_ledger(
-    bank: Bank, institution: Institution, register_institution: Callable[..., Institution]
+    bank: Bank,
+    institution: Institution,
+    register_institution: Callable[..., Institution],
+    monkeypatch: pytest.MonkeyPatch,
+    cache_size: int,
 ) -> None:
+    monkeypatch.setattr(log_reads, "MAX_CACHED_NODES", cache_size)
     reads = LogReads.for_engine(bank.engine)
     try:
         published = [1, 2]
@@ -25,7 +32,7 @@ def test_inclusion_proofs_and_head_match_the_ledger(
             published.append(bank.ledger.head().size)
         assert reads.head() == bank.ledger.head()
         assert reads.latest_published_size() == bank.ledger.latest_checkpoint().size
-        for size in published:
+        for size in [*published, *reversed(published)]:  # again, now from the cache
             for index in range(size):
                 assert reads.inclusion_proof(index, size) == bank.ledger.inclusion_proof(
                     index, size
