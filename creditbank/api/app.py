@@ -339,12 +339,12 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
             raise StorageError(f"database unreachable: {type(e).__name__}") from e
         return {"status": "ok", "size": size}
 
-    install_docs(app)
     app.include_router(log_routes.router, prefix="/api/v1")
     app.include_router(records_routes.router, prefix="/api/v1")
     app.include_router(conversion_routes.router, prefix="/api/v1")
     app.include_router(documents_routes.router)  # full paths: /api/v1/…, /.well-known, /contexts
     app.include_router(verify_routes.router)  # /api/v1/verify…
+    install_docs(app)  # after the API: every request scans the routes before its own
 
     return app
 
