@@ -45,13 +45,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from creditbank.core.canonical import canonicalize
 from creditbank.core.checkpoint import Checkpoint, verify_checkpoint
 from creditbank.core.codes import format_code, normalize_code
 from creditbank.core.credentials.verify import Check, KeyDirectory, RegistryKeys, check_credential
-from creditbank.core.entries import parse_entry, parse_time, verify_entry_signature
+from creditbank.core.entries import format_time, parse_entry, parse_time, verify_entry_signature
 from creditbank.core.merkle import verify_consistency
 from creditbank.core.signing import VerifierKey, parse_verifier_key
 from creditbank.errors import (
@@ -64,7 +65,7 @@ from creditbank.errors import (
 from creditbank.service.bank import Bank
 from creditbank.service.documents import ISSUED, sha256_text
 from creditbank.service.issuance import issuer_did_document
-from creditbank.service.share_codes import hash_code, lookup_code
+from creditbank.service.share_codes import code_state, hash_code
 from creditbank.storage import documents_repo as repo
 from creditbank.storage.tables import documents_t
 
@@ -81,6 +82,9 @@ STATUSES: Final = (VALID, REVOKED, CODE_EXPIRED, CODE_REVOKED, NOT_FOUND, INVALI
 MAX_UPLOAD_BYTES: Final = 20 * 1024 * 1024
 #: documents whose immutable checks are remembered per process
 MAX_CACHED: Final = 4096
+#: seconds the live log's published size and the registry version are reused (the bank
+#: publishes a checkpoint every ``checkpoint_interval / 2`` seconds when the log grew)
+LIVE_TTL: Final = 1.0
 #: a printed verification code, as found in a PDF's text
 _CODE_TEXT: Final = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
 _CODE_IN_URL: Final = re.compile(r"/v/([0-9A-Za-z-]{16,24})$")
@@ -561,6 +565,8 @@ class Verifier:
             the API passes its fast reader).
         trust_roots: the document CA certificates (defaults to the bank's configured chain,
             read on first use).
+        live_ttl: seconds the live log's published size and the registry version are
+            reused before they are read again (0: every call).
     """
 
     def __init__(
@@ -569,6 +575,7 @@ class Verifier:
         *,
         live_size: Callable[[], int] | None = None,
         trust_roots: Sequence[bytes] | None = None,
+        live_ttl: float = LIVE_TTL,
     ) -> None:
         self.bank = bank
         self._live_size = live_size
@@ -578,6 +585,11 @@ class Verifier:
         self._consistency: dict[tuple[int, bytes, int], Check] = {}
         self._roots: dict[int, bytes] = {}
         self._keys: tuple[int, RegistryKeys] | None = None
+        self._keys_seen = 0.0
+        self._live_state: tuple[int, bytes] | None = None
+        self._live_seen = 0.0
+        self._docs: dict[str, Any] = {}
+        self.live_ttl = live_ttl
         self._log_key: VerifierKey = parse_verifier_key(bank.verifier_key)
         self._did: dict[str, Any] | None = None
 
@@ -611,30 +623,38 @@ class Verifier:
         return self._trust_roots
 
     def _registry_keys(self) -> tuple[int, RegistryKeys]:
+        now = time.monotonic()
+        with self._lock:
+            keys, seen = self._keys, self._keys_seen
+        if keys is not None and now - seen < self.live_ttl:
+            return keys
         count = self.bank.ledger.head().registry_count
+        if keys is None or keys[0] != count:
+            keys = (count, RegistryKeys(self.bank.ledger.registry()))
         with self._lock:
-            if self._keys is not None and self._keys[0] == count:
-                return self._keys
-        keys = (count, RegistryKeys(self.bank.ledger.registry()))
-        with self._lock:
-            self._keys = keys
+            self._keys, self._keys_seen = keys, now
         return keys
 
     def _live(self) -> tuple[int, bytes]:
-        if self._live_size is not None:
-            size = self._live_size()
-            root = self._roots.get(size)
-            if root is not None:
-                return size, root
-        try:
-            cp = self.bank.ledger.latest_checkpoint()
-        except SQLAlchemyError as e:
-            raise _wrap(e) from e
+        now = time.monotonic()
+        with self._lock:
+            live, seen = self._live_state, self._live_seen
+        if live is not None and now - seen < self.live_ttl:
+            return live
+        size = self._live_size() if self._live_size is not None else None
+        root = self._roots.get(size) if size is not None else None
+        if size is None or root is None:
+            try:
+                cp = self.bank.ledger.latest_checkpoint()
+            except SQLAlchemyError as e:
+                raise _wrap(e) from e
+            size, root = cp.size, cp.root
         with self._lock:
             if len(self._roots) >= MAX_CACHED:
                 self._roots.clear()
-            self._roots[cp.size] = cp.root
-        return cp.size, cp.root
+            self._roots[size] = root
+            self._live_state, self._live_seen = (size, root), now
+        return size, root
 
     def _consistent(self, cp: Checkpoint, live_size: int, live_root: bytes) -> Check:
         key = (cp.size, cp.root, live_size)
@@ -692,7 +712,7 @@ class Verifier:
         try:
             with self.bank.engine.connect() as conn:
                 doc = repo.get_document(conn, doc_id)
-                causes = [] if doc is None else repo.status_causes(conn, [doc_id]).get(doc_id, [])
+                causes = [] if doc is None else repo.status_causes_of(conn, doc_id)
         except SQLAlchemyError as e:
             raise _wrap(e) from e
         return doc, causes
@@ -714,30 +734,58 @@ class Verifier:
             ConfigurationError: if the bank's public base URL is not usable for its DID.
         """
         timer = PhaseTimer()
+        doc: Any = None
+        causes: list[repo.StatusCause] = []
         with timer("code"):
             code = normalize_code(text)
+            wanted = hash_code(code)
+            now = self.bank.clock.now()
             try:
-                found = lookup_code(self.bank, code, count=count)
-            except NotFoundError:
-                return _report(
-                    [Check("code", False, "no such verification code")], NOT_FOUND, timer.timings
-                )
-        facts = CodeFacts(found.state, found.expires_at, found.revoked_at)
-        if found.state == "revoked":
-            check = Check("code", False, f"the holder revoked this code on {found.revoked_at}")
+                with self.bank.engine.begin() as conn:
+                    row = repo.share_code_by_hash(conn, wanted)
+                    found = row is not None and hmac.compare_digest(bytes(row.code_hash), wanted)
+                    state = code_state(row, now) if found else None
+                    if state == "valid":
+                        if count:
+                            repo.count_verification(conn, wanted, format_time(now))
+                        with timer("document"):
+                            doc = self._doc_row(conn, str(row.doc_id))
+                            if doc is not None:
+                                causes = repo.status_causes_of(conn, str(doc.doc_id))
+            except SQLAlchemyError as e:
+                raise _wrap(e) from e
+        if not found:
+            return _report(
+                [Check("code", False, "no such verification code")], NOT_FOUND, timer.timings
+            )
+        facts = CodeFacts(str(state), str(row.expires_at), row.revoked_at)
+        if state == "revoked":
+            check = Check("code", False, f"the holder revoked this code on {row.revoked_at}")
             return _report([check], CODE_REVOKED, timer.timings, code=facts)
-        if found.state == "expired" or found.doc_id is None:
-            check = Check("code", False, f"this code expired on {found.expires_at}")
+        if state == "expired":
+            check = Check("code", False, f"this code expired on {row.expires_at}")
             return _report([check], CODE_EXPIRED, timer.timings, code=facts)
-        checks = [Check("code", True, f"{format_code(code)} is valid until {found.expires_at}")]
-        with timer("document"):
-            doc, causes = self._read_doc(found.doc_id)
+        checks = [Check("code", True, f"{format_code(code)} is valid until {row.expires_at}")]
         if doc is None:  # a code names a document that the projection lost: not ours to show
             checks.append(Check("document.issued", False, "the code names no stored document"))
             return _report(checks, INVALID, timer.timings, code=facts)
         report = self._document(doc, causes, checks, timer, upload=None)
         report.code = facts
         return report
+
+    def _doc_row(self, conn: Connection, doc_id: str) -> Any:
+        """A document's row; what the checks read of it never changes (its revocation
+        state is read with the status causes), so it is remembered."""
+        hit = self._docs.get(doc_id)
+        if hit is not None:
+            return hit
+        doc = repo.get_document(conn, doc_id)
+        if doc is not None:
+            with self._lock:
+                if len(self._docs) >= MAX_CACHED:
+                    self._docs.clear()
+                self._docs[doc_id] = doc
+        return doc
 
     # -- by upload -----------------------------------------------------------------------------
     def by_upload(self, data: bytes, media_type: str | None = None) -> VerificationReport:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, String, and_, cast, func, literal, select, union_all
+from sqlalchemy import BigInteger, String, and_, bindparam, cast, func, literal, select, union_all
 from sqlalchemy.engine import Connection
 
 from creditbank.storage.tables import (
@@ -285,6 +285,31 @@ def status_causes(conn: Connection, doc_ids: Iterable[str]) -> dict[str, list[St
     for causes in out.values():
         causes.sort(key=lambda c: (c.at, c.what))
     return out
+
+
+#: :func:`status_causes` of one document (``doc_id`` bound), built once: the verification
+#: pages ask it on every request
+_ONE_DOCUMENT_CAUSES: Final = _cause_queries(
+    select(documents_t.c.doc_id)
+    .where(documents_t.c.doc_id == bindparam("doc_id"))
+    .scalar_subquery()
+)
+
+
+def status_causes_of(conn: Connection, doc_id: str) -> list[StatusCause]:
+    """:func:`status_causes` of one document (its prepared statement is built once)."""
+    causes = [
+        StatusCause(
+            str(row.what),
+            str(row.at),
+            str(row.reason),
+            None if row.entry_idx is None else int(row.entry_idx),
+            None if row.detail is None else str(row.detail),
+        )
+        for row in conn.execute(_ONE_DOCUMENT_CAUSES, {"doc_id": doc_id})
+    ]
+    causes.sort(key=lambda c: (c.at, c.what))
+    return causes
 
 
 def revoked_indices(conn: Connection, list_id: int) -> list[int]:
