@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import fresh_pg_database
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from creditbank.config import Settings
 from creditbank.core.credentials.did import key_from_did_document
@@ -48,7 +48,7 @@ from creditbank.service.keys import (
     load_key_file,
 )
 from creditbank.storage import documents_repo
-from creditbank.storage.tables import entries_t
+from creditbank.storage.tables import documents_t, entries_t, learners_t
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
@@ -479,4 +479,12 @@ def test_documents_live_in_their_tables(world: World) -> None:
             select(entries_t.c.idx).where(entries_t.c.type == "transcript.issued")
         ).all()
         rows = documents_repo.count_rows(conn)
-    assert rows["documents"] == rows["document_files"] == len(n)
+        erased = conn.execute(
+            select(func.count())
+            .select_from(
+                documents_t.join(learners_t, learners_t.c.learner_id == documents_t.c.learner_id)
+            )
+            .where(learners_t.c.erased_at.is_not(None))
+        ).scalar_one()
+    assert rows["documents"] == len(n)  # one row per transcript.issued entry
+    assert rows["document_files"] == len(n) - erased  # erasure deletes the bytes only
