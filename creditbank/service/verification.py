@@ -67,6 +67,7 @@ from creditbank.service.documents import ISSUED, sha256_text
 from creditbank.service.issuance import issuer_did_document
 from creditbank.service.share_codes import code_state, hash_code
 from creditbank.storage import documents_repo as repo
+from creditbank.storage import ledger_repo
 from creditbank.storage.tables import documents_t
 
 Status = Literal["VALID", "REVOKED", "CODE_EXPIRED", "CODE_REVOKED", "NOT_FOUND", "INVALID"]
@@ -589,6 +590,7 @@ class Verifier:
         self._live_state: tuple[int, bytes] | None = None
         self._live_seen = 0.0
         self._docs: dict[str, Any] = {}
+        self._flights: dict[tuple[str, int], threading.Lock] = {}
         self.live_ttl = live_ttl
         self._log_key: VerifierKey = parse_verifier_key(bank.verifier_key)
         self._did: dict[str, Any] | None = None
@@ -675,15 +677,30 @@ class Verifier:
         hit = self._static.get(key)
         if hit is not None:
             return hit
+        with self._lock:
+            flight = self._flights.setdefault(key, threading.Lock())
+        with flight:  # one thread computes a document's checks; the others wait for them
+            hit = self._static.get(key)
+            if hit is not None:
+                return hit
+            try:
+                return self._compute_static(doc, key, keys, stored)
+            finally:
+                with self._lock:
+                    self._flights.pop(key, None)
+
+    def _compute_static(
+        self, doc: Any, key: tuple[str, int], keys: RegistryKeys, stored: bytes | None
+    ) -> _Static | None:
         start = time.perf_counter()
         try:
-            with self.bank.engine.connect() as conn:
+            with self.bank.engine.connect() as conn:  # one connection at a time, never nested
                 data = stored if stored is not None else repo.get_credential(conn, str(doc.doc_id))
-                row = self.bank.ledger.entry(int(doc.entry_idx)) if data is not None else None
+                row = None
+                if data is not None:
+                    row = ledger_repo.get_entry(conn, int(doc.entry_idx))
         except SQLAlchemyError as e:
             raise _wrap(e) from e
-        except NotFoundError:
-            row = None
         if data is None:
             return None
         credential = parse_credential(data)
