@@ -122,6 +122,8 @@ class ChunkResult:
     bad_nodes: dict[tuple[int, int], int]  # mismatched node -> blamed index
     tops: list[bytes]  # hashes of merkle.range_nodes(start, stop)
     cuts: dict[int, list[bytes]]  # start < size < stop -> hashes of range_nodes(start, size)
+    #: (index, column, stored, from the bytes): envelope columns that differ from the entry
+    columns_bad: list[tuple[int, str, object, object]] = field(default_factory=list)
 
 
 # -- worker side ----------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) 
     inside."""
     keys = st.keys
     with st.engine.connect() as conn:
-        rows = repo.entry_tuples(conn, start, end)
+        rows = repo.entry_tuples_with_columns(conn, start, end)
         stop, gap = end, False
         if len(rows) != end - start:  # indexes are unique, so a full count means no gap
             j = next((j for j, r in enumerate(rows) if r[0] != start + j), len(rows))
@@ -167,7 +169,8 @@ def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) 
         groups: dict[tuple[str, str], list[datetime]] = {}
         seg_start = start
         sha256, parse, add_leaf, group_of = _sha256, parse_entry_fields, leaves.append, groups.get
-        for idx, data, stored_leaf in rows:
+        columns_bad: list[tuple[int, str, object, object]] = []
+        for idx, data, stored_leaf, *stored in rows:
             h = sha256(b"\x00" + data).digest()
             add_leaf(h)
             if h != stored_leaf:
@@ -178,6 +181,13 @@ def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) 
                 errors.append((idx, err.code))
                 continue
             type_, issuer, key_id, at = obj["type"], obj["issuer"], obj["key_id"], obj["at"]
+            learner = obj["body"].get("learner")
+            want = (type_, issuer, key_id, at, learner if isinstance(learner, str) else None)
+            if tuple(stored) != want:  # the envelope columns access control reads
+                for col, have, exp in zip(repo.ENVELOPE_COLUMNS, stored, want, strict=True):
+                    # a revocation is about its target's learner (checked with the projections)
+                    if have != exp and not (col == "subject" and type_ == "record.revoked"):
+                        columns_bad.append((idx, col, have, exp))
             key = keys.get(key_id)
             if key is not None:
                 if msg is None:  # Entry.signed_bytes raises: the sig member is not unique
@@ -216,7 +226,17 @@ def _audit_chunk(st: _WorkerState, start: int, end: int, cuts: tuple[int, ...]) 
             if start < size < stop:  # (aligned to the chunk length) they give that of ``size``
                 cut_hashes[size] = _range_hashes(start, size, levels)
     return ChunkResult(
-        start, stop, gap, leaf_bad, errors, events, node_problems, bad_nodes, tops, cut_hashes
+        start,
+        stop,
+        gap,
+        leaf_bad,
+        errors,
+        events,
+        node_problems,
+        bad_nodes,
+        tops,
+        cut_hashes,
+        columns_bad,
     )
 
 
@@ -386,6 +406,16 @@ class _Replay:
             for i in r.leaf_bad
         ]
         found += [(i, 1, AuditProblem(i, code, f"entry {i}: {code}")) for i, code in r.errors]
+        found += [
+            (
+                i,
+                2,
+                AuditProblem(
+                    i, "log.column", f"log_entries row {i}: {col} is {have!r}, the log says {exp!r}"
+                ),
+            )
+            for i, col, have, exp in r.columns_bad
+        ]
         skip = {i for i, _ in r.errors}
         decided: list[tuple[int, AuditProblem]] = []
         for ev in r.events:
@@ -632,7 +662,9 @@ def _projection_problems(bank: Bank, size: int) -> list[AuditProblem]:
     rows named; see :mod:`creditbank.service.projection`)."""
     validated = bank.ledger.validator is not None
     with bank.engine.connect() as conn:
-        check = compare_with_log(conn, bank.settings.bank_id, validated=validated, size=size)
+        check = compare_with_log(
+            conn, bank.settings.bank_id, validated=validated, size=size, envelope=False
+        )
     out: list[AuditProblem] = []
     per_table: dict[str, int] = {}
     for d in sorted(check.differences, key=lambda d: (d.entry_idx, d.table)):

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -365,15 +365,34 @@ def _stored_rows(
 
 
 def compare_with_log(
-    conn: Connection, bank_id: str, *, validated: bool, size: int, limit: int | None = None
+    conn: Connection,
+    bank_id: str,
+    *,
+    validated: bool,
+    size: int,
+    limit: int | None = None,
+    envelope: bool = True,
 ) -> ProjectionCheck:
     """Replay entries ``[0, size)`` and compare every derived column and projection row.
 
-    Stops collecting after ``limit`` differences (None: all, as the rebuild needs).
+    Stops collecting after ``limit`` differences (None: all, as the rebuild needs). With
+    ``envelope=False`` the envelope columns that restate an entry's own bytes (``leaf_hash``,
+    ``type``, ``issuer``, ``key_id``, ``at``, a ``subject`` its body names) are left to the
+    caller (the audit's workers compare them while they parse each entry); only a
+    revocation's subject, which depends on earlier entries, is compared here.
     """
     replay = Replay(bank_id, validated=validated)
     check = ProjectionCheck()
     tables = PROJECTION_TABLES if validated else ()
+    if not validated and not envelope:  # nothing here depends on earlier entries
+        size = 0
+        replay.registry_count = int(
+            conn.execute(
+                select(func.count())
+                .select_from(entries_t)
+                .where(entries_t.c.type.in_(sorted(REGISTRY_TYPES)))
+            ).scalar_one()
+        )
 
     def note(d: Difference, fix: dict[str, Any] | None) -> None:
         check.differences.append(d)
@@ -391,7 +410,14 @@ def compare_with_log(
                 continue  # not an entry: the log audit reports it
             check.entries += 1
             stored_cols = {c: _norm(getattr(r, c)) for c in ENTRY_COLUMNS}
-            d = _compare_row("log_entries", idx, stored_cols, exp.columns)
+            if envelope:
+                d = _compare_row("log_entries", idx, stored_cols, exp.columns)
+            elif r.type == "record.revoked" and exp.columns["type"] == "record.revoked":
+                d = _compare_row(
+                    "log_entries", idx, stored_cols, {"subject": exp.columns["subject"]}
+                )
+            else:
+                d = None
             if d is not None:
                 note(d, exp.columns)
             for table, want in exp.rows:

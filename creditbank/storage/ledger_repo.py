@@ -320,6 +320,23 @@ def entry_tuples(conn: Connection, start: int, end: int) -> list[tuple[int, byte
     return rows  # both drivers give int and bytes here
 
 
+#: the envelope columns of ``log_entries`` that restate the entry bytes (access control reads
+#: them), in the order :func:`entry_tuples_with_columns` returns them
+ENVELOPE_COLUMNS: tuple[str, ...] = ("type", "issuer", "key_id", "at", "subject")
+
+
+def entry_tuples_with_columns(conn: Connection, start: int, end: int) -> list[tuple[Any, ...]]:
+    """``(idx, data, leaf_hash, type, issuer, key_id, at, subject)`` of the entries with
+    ``start <= idx < end``, in index order (the audit's read)."""
+    rows = _fetch_raw(
+        conn,
+        "SELECT idx, data, leaf_hash, type, issuer, key_id, at, subject FROM log_entries"
+        " WHERE idx >= %s AND idx < %s ORDER BY idx",
+        (start, end),
+    )
+    return rows
+
+
 def node_tuples(conn: Connection, level: int, begin: int, end: int) -> list[tuple[int, bytes]]:
     """``(storage id, hash)`` of the stored nodes ``(level, begin)`` … ``(level, end - 1)``."""
     rows = _fetch_raw(
