@@ -18,6 +18,7 @@ every role.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,7 +136,16 @@ def _course(p: Person, rid: str, course: str, name_zh: str, grade: int) -> dict[
 
 
 def make_portal_world(home: Path) -> PortalWorld:
-    """Build the world in ``home`` (SQLite); see the module docstring."""
+    """Build the world in ``home`` (SQLite); see the module docstring.
+
+    Built in a worker thread: signing a PDF (pyHanko) runs its own event loop, which fails
+    in a thread where one already runs (Playwright's sync API in the main thread).
+    """
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_make_portal_world, home).result()
+
+
+def _make_portal_world(home: Path) -> PortalWorld:
     clock = FixedClock(T_WORLD)
     settings = Settings(home=home, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL")
     bank = init_home(settings, clock=clock)

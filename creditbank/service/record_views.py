@@ -158,3 +158,13 @@ def content_by_index(bank: Bank, learner_id: str) -> dict[int, dict[str, Any]]:
         StorageError: if the database is unavailable.
     """
     return {v["current_index"]: v for v in learner_record_views(bank, learner_id)}
+
+
+def catalogue_names(bank: Bank) -> dict[str, dict[str, tuple[str, str]]]:
+    """Display names of programmes and courses in the rules in force: ``{"programs": {id:
+    (zh, en)}, "courses": {id: (zh, en)}}`` (empty without a publication)."""
+    cat = _Catalog.of(current_rules(bank))
+    return {
+        "programs": {pid: (v[0], v[1]) for pid, v in cat.programs.items()},
+        "courses": dict(cat.courses),
+    }

@@ -19,7 +19,7 @@ from creditbank.errors import (
 )
 from creditbank.service import conversion, issuance, share_codes
 from creditbank.service.accounts import Account
-from creditbank.service.record_views import learner_record_views
+from creditbank.service.record_views import catalogue_names, learner_record_views
 from creditbank.web.portal.auth import form_fields
 from creditbank.web.portal.common import (
     SESSION_COOKIE,
@@ -142,7 +142,12 @@ async def conversions_page(request: Request, account: WorkerDep) -> Response:
     bank = get_bank(request)
     apps = await run_in_threadpool(conversion.list_applications, bank, account.learner_id)
     programs = await run_in_threadpool(_programs, request)
-    return render(request, "conversions.html.j2", {"applications": apps, "programs": programs})
+    names = await run_in_threadpool(catalogue_names, bank)
+    return render(
+        request,
+        "conversions.html.j2",
+        {"applications": apps, "programs": programs, "names": names},
+    )
 
 
 def _program_name(programs: list[dict[str, Any]], pid: str, lang: str) -> str:
@@ -174,6 +179,7 @@ async def what_if_page(request: Request, account: WorkerDep) -> Response:
             "program": program,
             "program_name": _program_name(programs, program, language(request)),
             "previous": before,
+            "names": await run_in_threadpool(catalogue_names, bank),
         },
     )
 
@@ -214,6 +220,7 @@ def _documents_context(request: Request, learner_id: str) -> dict[str, Any]:
         "documents": issuance.list_documents(bank, learner_id),
         "records": learner_record_views(bank, learner_id),
         "applications": conversion.list_applications(bank, learner_id),
+        "names": catalogue_names(bank),
         "states": STATES,
         "issued": None,
         "error": None,
