@@ -442,7 +442,8 @@ def test_console_upload_reports_every_bad_row_and_posts_nothing(
     )
     assert resp.status_code == 200, resp.text[:500]
     problems = re.findall(
-        r'<tr class="st-invalid"><td class="mono">(\d+)</td>.*?<td class="mono nobreak">([a-z_.]+)</td>',
+        r'<tr class="st-invalid"><td class="mono">(\d+)</td>.*?'
+        r'<td class="mono nobreak">([a-z_.]+)</td>',
         resp.text,
     )
     assert problems == [("3", "identity.checksum"), ("5", "record.level_range")]
