@@ -339,6 +339,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
             raise StorageError(f"database unreachable: {type(e).__name__}") from e
         return {"status": "ok", "size": size}
 
+    app.include_router(log_routes.hot_router, prefix="/api/v1")
     app.include_router(log_routes.router, prefix="/api/v1")
     app.include_router(records_routes.router, prefix="/api/v1")
     app.include_router(conversion_routes.router, prefix="/api/v1")

@@ -20,13 +20,18 @@ from creditbank.service.log_reads import LogReads
 T = TypeVar("T")
 
 
-async def get_log_reads(request: Request) -> LogReads:
-    """The app's log reader (``app.state.log_reads``, set by ``create_app``)."""
+def get_log_reads(request: Request) -> LogReads:
+    """The app's log reader (``app.state.log_reads``, set by ``create_app``). Hot routes call
+    it directly; as a FastAPI dependency (``LogReadsDep``) it is solved per request."""
     reads: LogReads = request.app.state.log_reads
     return reads
 
 
-LogReadsDep = Annotated[LogReads, Depends(get_log_reads)]
+async def _log_reads_dependency(request: Request) -> LogReads:
+    return get_log_reads(request)
+
+
+LogReadsDep = Annotated[LogReads, Depends(_log_reads_dependency)]
 
 
 async def run_read(reads: LogReads, fn: Callable[..., T], /, *args: object) -> T:
