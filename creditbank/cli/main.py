@@ -268,33 +268,69 @@ def serve(
     _serve(settings, host or settings.host, port or settings.port, workers)
 
 
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now (``demo`` checks before its setup)."""
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 @app.command()
 def demo(
     ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option(help="the demo home [CREDITBANK_HOME, else ./.creditbank]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="TCP port [CREDITBANK_PORT, 8000]")
+    ] = None,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="seed only; do not serve")] = False,
 ) -> None:
-    """Initialise the home if needed, import the bundled sample dataset, then serve."""
-    from importlib import resources
+    """A demo home (sample data, issued documents, three logins), then serve it (docs/demo.md)."""
+    import time
 
-    from creditbank.cli.import_cmds import progress_printer, summary_lines
-    from creditbank.service.demo import SAMPLE
-    from creditbank.service.importer import import_dataset
+    from creditbank.cli.import_cmds import progress_printer
+    from creditbank.service.demo import prepare_demo
 
-    settings = _state(ctx).settings()
-    if (settings.keys_dir / "log.key").exists():
+    state = _state(ctx)
+    if home is not None:
+        state.overrides["home"] = home
+    if port is not None:
+        state.overrides["port"] = port
+    settings = state.settings()
+    host = settings.host
+    if "CREDITBANK_PUBLIC_BASE_URL" not in os.environ:  # documents point at this server
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        state.overrides["public_base_url"] = f"http://{shown}:{settings.port}"
+        settings = state.settings()
+    if not no_serve and not _port_free(host, settings.port):
+        raise ConfigurationError(
+            f"port {settings.port} on {host} is in use: stop what holds it or pass --port",
+            code="config.port_in_use",
+        )
+    started = time.monotonic()
+    if (settings.keys_dir / LOG_KEY).exists():
         bank = open_bank(settings, pool=False)
     else:
         bank = init_home(settings)
+    opened = time.monotonic() - started
     try:
-        report = import_dataset(bank, resources.files(SAMPLE), progress=progress_printer())
+        made = prepare_demo(bank, progress=progress_printer())
     finally:
         bank.close()
-    _out(f"demo home: {settings.home.resolve()} ({report.entries_appended} entries added)")
-    for line in summary_lines(report):
+    made.seconds = {"home": opened} | made.seconds
+    made.seconds["total"] += opened
+    _out(f"demo home: {settings.home.resolve()} ({made.entries_appended} entries added)")
+    for line in made.banner():
         _out(line)
-    _out(f"API docs: http://{settings.host}:{settings.port}/docs")
     if not no_serve:
-        _serve(settings, settings.host, settings.port)
+        os.environ["CREDITBANK_PUBLIC_BASE_URL"] = settings.public_base_url
+        _serve(settings, host, settings.port)
 
 
 # -- log ------------------------------------------------------------------------------------
