@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from creditbank.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
+from creditbank.storage.engine import IMMEDIATE
 from creditbank.storage.tables import tokens_t
 
 TOKEN_PREFIX: Final = "cbt_"  # noqa: S105 - a public prefix, not a secret
@@ -162,8 +163,8 @@ def revoke_token(engine: Engine, token_id: str, *, now: str) -> StoredToken:
             "a token id is 16 lower-case hex digits (as printed when it was made)",
             code="token.id",
         )
-    try:
-        with engine.begin() as conn:
+    try:  # reads, then writes: take the SQLite write lock when the transaction begins
+        with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
             found = _by_token_id(conn, token_id)
             if not found:
                 raise NotFoundError(f"no token with id {token_id}", code="token.unknown")
