@@ -29,12 +29,12 @@ entry's ``subject`` is its body's ``learner``.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -88,15 +88,35 @@ def body_digest(body: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(canonicalize(dict(body))).digest()
 
 
+def raw_body_digest(data: bytes) -> bytes | None:
+    """:func:`body_digest` of a stored entry, from its bytes: an entry is canonical JSON with
+    its members in order ``at, body, issuer, …``, and JCS writes a member's value exactly as
+    it would alone, so the body's canonical bytes are the slice between ``"body":`` and the
+    top-level ``,"issuer":`` (the last one: no later member can hold that text). None if
+    the bytes are not shaped so (the caller canonicalizes instead)."""
+    start = data.find(b',"body":{')
+    end = data.rfind(b'},"issuer":"')
+    if start < 0 or end < start:
+        return None
+    return hashlib.sha256(data[start + 8 : end + 1]).digest()
+
+
 def record_owner(issuer: str, body: Mapping[str, Any]) -> str:
     """The institution a record entry belongs to: ``on_behalf_of`` or its signer."""
     return str(body.get("on_behalf_of") or issuer)
 
 
 def record_row(
-    idx: int, type_: str, issuer: str, at: str, body: Mapping[str, Any], chain_root: str
+    idx: int,
+    type_: str,
+    issuer: str,
+    at: str,
+    body: Mapping[str, Any],
+    chain_root: str,
+    digest: bytes | None = None,
 ) -> dict[str, Any]:
-    """The ``records`` row of a ``record.posted`` / ``record.corrected`` entry."""
+    """The ``records`` row of a ``record.posted`` / ``record.corrected`` entry (``digest``:
+    the body's, if already known)."""
     return {
         "entry_idx": idx,
         "owner": record_owner(issuer, body),
@@ -110,7 +130,7 @@ def record_row(
         "chain_root": chain_root,
         "achieved_on": str(body["achieved_on"]),
         "posted_at": str(body.get("posted_at") or at[:10]),
-        "digest": body_digest(body),
+        "digest": digest if digest is not None else body_digest(body),
     }
 
 
@@ -229,18 +249,18 @@ class Replay:
         #: change when revoked, so they are compared once the whole log is read)
         self.documents: dict[int, dict[str, Any]] = {}
 
-    def feed(self, idx: int, data: bytes) -> Expected:
-        """What the entry ``data`` at ``idx`` implies.
+    def feed(self, idx: int, data: bytes, *, leaf: bool = True) -> Expected:
+        """What the entry ``data`` at ``idx`` implies (its leaf hash only with ``leaf``).
 
         Raises:
             ValueError: the stored bytes are not an entry object (the log audit names it).
         """
-        obj = json.loads(data)
+        obj = orjson.loads(data)
         if not isinstance(obj, dict) or not isinstance(obj.get("body"), dict):
             raise ValueError(f"entry {idx} is not an entry object")
         type_, issuer, at, body = str(obj["type"]), str(obj["issuer"]), str(obj["at"]), obj["body"]
         columns: dict[str, Any] = {
-            "leaf_hash": merkle.leaf_hash(data),
+            "leaf_hash": merkle.leaf_hash(data) if leaf else None,
             "type": type_,
             "issuer": issuer,
             "key_id": str(obj["key_id"]),
@@ -267,7 +287,8 @@ class Replay:
                 if target is not None:
                     root = target[0]
             self._records[f"{owner}\0{body['record_id']}"] = (root, str(body["learner"]))
-            out.rows.append((records_t, record_row(idx, type_, issuer, at, body, root)))
+            digest = raw_body_digest(data)
+            out.rows.append((records_t, record_row(idx, type_, issuer, at, body, root, digest)))
         elif type_ in CONVERSION_TYPES and issuer == self.bank_id:
             out.rows.append(conversion_row(idx, type_, at, body))
         elif type_ == TRANSCRIPT_ISSUED and issuer == self.bank_id:
@@ -344,24 +365,20 @@ class ProjectionCheck:
         return min(self.differences, key=lambda d: d.entry_idx) if self.differences else None
 
 
-def _stored_entries(conn: Connection, start: int, end: int) -> list[Any]:
-    cols = [entries_t.c.idx, entries_t.c.data, *(entries_t.c[c] for c in ENTRY_COLUMNS)]
-    return list(
-        conn.execute(
-            select(*cols)
-            .where(entries_t.c.idx >= start, entries_t.c.idx < end)
-            .order_by(entries_t.c.idx)
-        )
-    )
-
-
 def _stored_rows(
     conn: Connection, table: Table, start: int, end: int | None
 ) -> dict[int, dict[str, Any]]:
-    q = select(table).where(table.c.entry_idx >= start)
+    """The rows of ``table`` with ``start <= entry_idx < end``, through the driver cursor."""
+    names = [c.name for c in table.columns]
+    sql = f"SELECT {', '.join(names)} FROM {table.name} WHERE entry_idx >= %s"  # noqa: S608
+    params: tuple[int, ...] = (start,)
     if end is not None:
-        q = q.where(table.c.entry_idx < end)
-    return {int(r.entry_idx): _row_dict(r) for r in conn.execute(q)}
+        sql, params = sql + " AND entry_idx < %s", (start, end)
+    at = names.index("entry_idx")
+    return {
+        int(r[at]): {n: _norm(v) for n, v in zip(names, r, strict=True)}
+        for r in ledger_repo.fetch_rows(conn, sql, params)
+    }
 
 
 def compare_with_log(
@@ -400,19 +417,19 @@ def compare_with_log(
 
     for start in range(0, size, CHUNK):
         end = min(start + CHUNK, size)
-        rows = _stored_entries(conn, start, end)
+        rows = ledger_repo.entry_tuples_with_columns(conn, start, end)
         stored_tables = {t.name: _stored_rows(conn, t, start, end) for t in tables}
         for r in rows:
-            idx = int(r.idx)
+            idx = int(r[0])
             try:
-                exp = replay.feed(idx, bytes(r.data))
+                exp = replay.feed(idx, bytes(r[1]), leaf=envelope)
             except (ValueError, KeyError, TypeError):
                 continue  # not an entry: the log audit reports it
             check.entries += 1
-            stored_cols = {c: _norm(getattr(r, c)) for c in ENTRY_COLUMNS}
+            stored_cols = dict(zip(ENTRY_COLUMNS, (_norm(v) for v in r[2:]), strict=True))
             if envelope:
                 d = _compare_row("log_entries", idx, stored_cols, exp.columns)
-            elif r.type == "record.revoked" and exp.columns["type"] == "record.revoked":
+            elif r[3] == "record.revoked" and exp.columns["type"] == "record.revoked":
                 d = _compare_row(
                     "log_entries", idx, stored_cols, {"subject": exp.columns["subject"]}
                 )

@@ -310,6 +310,12 @@ def _fetch_raw(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]
         cur.close()
 
 
+def fetch_rows(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]:
+    """Plain tuples of ``sql`` (``%s`` placeholders) through the driver cursor of ``conn``
+    (the audit's bulk reads: no SQLAlchemy rows, binary transfer on PostgreSQL)."""
+    return _fetch_raw(conn, sql, params)
+
+
 def entry_tuples(conn: Connection, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
     """``(idx, data, leaf_hash)`` of the entries with ``start <= idx < end``, in index order."""
     rows = _fetch_raw(
