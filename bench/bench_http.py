@@ -8,9 +8,14 @@ Three targets, measured one after the other in the same run, with the same wrk s
 * ``healthz``: the bank's ``GET /healthz`` (reads the log head from the database);
 * ``proof``: ``GET /api/v1/log/proofs/inclusion?index=I&size=N`` for a random ``I`` on each
   request (a wrk Lua script), against the latest published size of a log of ``--entries``
-  signed record entries.
+  signed record entries;
+* ``checkpoint``: ``GET /api/v1/log/checkpoint``, a route left as it was (sync ``def``,
+  SQLAlchemy), for comparison.
 
-Target (issue #9): ``healthz`` and ``proof`` each >= 0.7 x ``bare``.
+Target (issue #9): ``healthz`` and ``proof`` each >= 0.7 x ``bare``. Reported per target: the
+median of ``--rounds`` wrk runs (req/s, p50, p99) with the per-round ratio to ``bare``, and the
+server process's CPU time per request (``/proc/<pid>/stat`` before and after each run), whose
+ratio to ``bare`` estimates the capacity ratio even when other processes share the cores.
 
 ``--profile`` also samples the bank process with py-spy while wrk runs the proof (and the
 healthz) load, and prints the share of samples in each part of the serving path.
@@ -105,6 +110,14 @@ def server(cmd: list[str], env: dict[str, str], ready_url: str) -> Iterator[int]
 _RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _LAT = re.compile(r"^\s+(50|90|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
 _ERRS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_COUNT = re.compile(r"(\d+) requests in ")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -121,7 +134,23 @@ def wrk(
         raise SystemExit(f"cannot read wrk output:\n{out}")
     lat = {f"p{p}": round(float(v) * _UNIT[u], 2) for p, v, u in _LAT.findall(out)}
     errs = _ERRS.search(out)
-    return {"rps": round(float(m.group(1)), 1), **lat, "non_2xx": int(errs.group(1)) if errs else 0}
+    count = _COUNT.search(out)
+    return {
+        "rps": round(float(m.group(1)), 1),
+        **lat,
+        "non_2xx": int(errs.group(1)) if errs else 0,
+        "requests": int(count.group(1)) if count else 0,
+    }
+
+
+def measured(pid: int, url: str, **kw: Any) -> dict[str, Any]:
+    """:func:`wrk`, plus the server's CPU time per request (µs): a load-robust cost, since
+    other processes on a shared machine slow the wall clock far more than the CPU time."""
+    before = cpu_seconds(pid)
+    result = wrk(url, **kw)
+    used = cpu_seconds(pid) - before
+    result["cpu_us_per_request"] = round(1e6 * used / max(1, result["requests"]), 1)
+    return result
 
 
 def serve_cmd(home: Path, port: int, workers: int) -> list[str]:
@@ -223,20 +252,25 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             "bare": (bare_url, None),
             "healthz": (f"{base_url}/healthz", None),
             "proof": (f"{base_url}/", lua),
+            # an untouched route for comparison: sync def, SQLAlchemy, FastAPI parameters
+            "checkpoint": (f"{base_url}/api/v1/log/checkpoint", None),
         }
         rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
         # both servers up at once (idle while the other is measured); the targets are
         # measured in turn, round after round, so a noisy spell hits all of them alike
         bank_cmd = serve_cmd(bb.home or work, port, args.workers)
         with (
-            server(bare_cmd(bport), env, bare_url),
+            server(bare_cmd(bport), env, bare_url) as bare_pid,
             server(bank_cmd, env, f"{base_url}/healthz") as pid,
         ):
             for url, script in targets.values():
                 wrk(url, connections=c, duration=2, script=script)  # warm-up
             for _ in range(args.rounds):
                 for key, (url, script) in targets.items():
-                    rounds[key].append(wrk(url, connections=c, duration=d, script=script))
+                    who = bare_pid if key == "bare" else pid
+                    rounds[key].append(
+                        measured(who, url, connections=c, duration=d, script=script)
+                    )
             if args.profile:
                 for key in ("healthz", "proof"):
                     url, script = targets[key]
@@ -251,14 +285,17 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 "p99": statistics.median(r.get("p99", 0.0) for r in runs),
                 "p50": statistics.median(r.get("p50", 0.0) for r in runs),
                 "non_2xx": sum(r["non_2xx"] for r in runs),
+                "cpu_us": statistics.median(r["cpu_us_per_request"] for r in runs),
                 "runs": runs,
             }
-        for key in ("healthz", "proof"):
+        for key in ("healthz", "proof", "checkpoint"):
             ratios = [
                 r["rps"] / b["rps"] for r, b in zip(rounds[key], rounds["bare"], strict=True)
             ]
             out[key]["ratio"] = round(out[key]["rps"] / out["bare"]["rps"], 2)
             out[key]["ratios"] = [round(x, 2) for x in ratios]
+            # capacity ratio from CPU per request (one process: req/s ~ 1 / CPU per request)
+            out[key]["cpu_ratio"] = round(out["bare"]["cpu_us"] / out[key]["cpu_us"], 2)
         return out
     finally:
         bb.close()
@@ -290,15 +327,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n== {backend}, {r['entries']} entries, {args.connections} connections, "
               f"{args.rounds} rounds of {args.duration:g} s, bank workers: {args.workers}")
         print(f"{'target':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} "
-              f"{'non-2xx':>8}  per-round req/s (ratios)")
-        for key in ("bare", "healthz", "proof"):
+              f"{'non-2xx':>8} {'cpu us/req':>10} {'cpu ratio':>9}  per-round req/s (ratios)")
+        for key in ("bare", "healthz", "proof", "checkpoint"):
             m = r[key]
             ratio = f"{m['ratio']:.2f}" if "ratio" in m else "1.00"
             per = ", ".join(f"{x['rps']:.0f}" for x in m["runs"])
             if "ratios" in m:
                 per += f" ({', '.join(f'{x:.2f}' for x in m['ratios'])})"
+            cpu_ratio = f"{m['cpu_ratio']:.2f}" if "cpu_ratio" in m else "1.00"
             print(f"{key:10} {m['rps']:9.1f} {m['p50']:8.2f} {m['p99']:8.2f} "
-                  f"{ratio:>6} {m['non_2xx']:8d}  {per}")
+                  f"{ratio:>6} {m['non_2xx']:8d} {m['cpu_us']:10.1f} {cpu_ratio:>9}  {per}")
         for key, parts in r.get("profile", {}).items():
             for name, share in parts:
                 print(f"  profile {key}: {share:5.1f} %  {name}")
