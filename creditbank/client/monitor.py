@@ -531,10 +531,17 @@ class Monitor:
         if self.bank_id is None:
             return
         reg = Registry(self.bank_id)
-        for _, raw in self.registry_raws:
-            e = parse_entry(raw)
-            reg.authorize(e)
-            reg.apply(e)
+        for index, raw in self.registry_raws:
+            try:
+                e = parse_entry(raw)
+                reg.authorize(e)
+                reg.apply(e)
+            except CreditBankError as err:  # the state file was edited or damaged
+                raise ConfigurationError(
+                    f"the registry entry {index} saved in the monitor state does not replay: "
+                    f"{err}; start a new --state",
+                    code="monitor.state",
+                ) from err
         self.registry = reg
 
     def _registry_entry(self, index: int, envelope: Mapping[str, Any], leaf: bytes) -> None:

@@ -43,6 +43,7 @@ from creditbank.core import merkle
 from creditbank.core.canonical import canonicalize
 from creditbank.core.entries import build_entry, parse_entry, sign_entry
 from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id
+from creditbank.errors import ConfigurationError
 from creditbank.service import institutions as svc
 from creditbank.service.bank import Bank, init_home, open_bank
 from creditbank.service.clock import FixedClock
@@ -505,3 +506,22 @@ def test_entries_are_read_one_by_one_from_a_bank_without_the_batch_endpoint(
     assert report.verified == 5
     assert sum(p.endswith("/entry-batch") for p in seen) == 1  # asked once, then one by one
     assert sum("/log/entries/" in p for p in seen) == 3 + 6  # 3 registry entries, 6 claims
+
+
+def test_a_damaged_state_is_refused_not_trusted(
+    small: tuple[Watched, Institution, Institution],
+) -> None:
+    w, _, _ = small
+    assert w.run().ok
+    path = w.state.with_name("INST-1.json")
+    doc = json.loads(path.read_text())
+    doc["registry"][1]["entry"] = doc["registry"][2]["entry"]  # INST-2 registered twice
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigurationError, match="does not replay") as err:
+        w.run()
+    assert err.value.code == "monitor.state"
+    doc["registry"] = doc["registry"][:2]
+    doc["border"] = doc["border"][1:]  # no longer the compact range of the saved size
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigurationError, match="not a creditbank monitor state"):
+        w.run()
