@@ -200,3 +200,12 @@ def test_real_certificates_of_a_record_and_a_decision(world: Any) -> None:
         assert isinstance(view, CertificateView)
         assert (view.record is None) == (content.record is None)
         assert view.holder_name in render_html(view)
+
+
+def test_every_character_of_the_templates_is_in_the_document_fonts() -> None:
+    from creditbank.render.fonts import missing_characters
+    from creditbank.render.html import TEMPLATE_DIR
+
+    for name in ("transcript.html.j2", "certificate.html.j2", "base.css"):
+        source = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
+        assert missing_characters(source) == "", name
