@@ -147,17 +147,30 @@ def _is_setting(name: str) -> bool:
 # -- the browser ----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    """ONE headless Debian Chromium for the session (Playwright, no browser download)."""
+    """ONE headless Debian Chromium for the session (Playwright, no browser download).
+
+    Suites in different folders import this fixture into their own conftest or module, which
+    makes separate fixture definitions; the first one started is shared with the others (a
+    second Playwright cannot start beside the first in one thread)."""
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt install chromium)")
+    if _SHARED_BROWSER:
+        yield _SHARED_BROWSER[0]
+        return
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        _SHARED_BROWSER.append(b)
         try:
             yield b
         finally:
+            _SHARED_BROWSER.clear()
             b.close()
+
+
+#: the running browser of the first ``browser`` fixture started in this session
+_SHARED_BROWSER: list[Any] = []
 
 
 @dataclass

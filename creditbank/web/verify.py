@@ -17,12 +17,14 @@ No script, no inline style, no third-party request: the site's CSP holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -351,12 +353,66 @@ def page_values(report: VerificationReport, lang: str) -> dict[str, Any]:
     }
 
 
+#: rendered fragments, keyed by what they show (a by-code page's document section and
+#: checks repeat on every request for one document until its state changes)
+_FRAGMENTS: dict[tuple[Any, ...], Markup] = {}
+_FRAGMENTS_LOCK = threading.Lock()
+MAX_FRAGMENTS: Final = 4096
+
+
+def _fragment(
+    site: Site,
+    template: str,
+    key: tuple[Any, ...] | None,
+    ctx: Callable[[], Mapping[str, Any]],
+) -> Markup:
+    """Render ``template`` with ``ctx()``; remembered under ``key`` (None: never)."""
+    if key is not None:
+        hit = _FRAGMENTS.get(key)
+        if hit is not None:
+            return hit
+    html = Markup(site.env.get_template(template).render(ctx()))  # noqa: S704 - autoescaped output
+    if key is not None:
+        with _FRAGMENTS_LOCK:
+            if len(_FRAGMENTS) >= MAX_FRAGMENTS:
+                _FRAGMENTS.clear()
+            _FRAGMENTS[key] = html
+    return html
+
+
 def _render(
     request: Request, site: Site, report: VerificationReport | None, *, status: int = 200,
-    **extra: Any,
+    by_code: bool = False, **extra: Any,
 ) -> Response:  # fmt: skip
     lang = site.language(request)
-    values = page_values(report, lang) if report is not None else {}
+    values: dict[str, Any] = {}
+    if report is not None:
+        cred = report.credential or {}
+        subject = cred.get("credentialSubject")
+        subject = subject if isinstance(subject, Mapping) else {}
+        values = {
+            "report": report,
+            "verdict": report.status,
+            "verdict_class": VERDICT_CLASS.get(report.status, "notfound"),
+            "verdict_token": VERDICT_TOKEN.get(report.status, report.status),
+            "revocations": _revocation_lines(report, subject, lang),
+        }
+
+        def full() -> Mapping[str, Any]:
+            return site.context(request, lang) | page_values(report, lang)
+
+        checks_key = (
+            "checks", lang, tuple((c.name, c.ok, c.detail) for c in report.checks)
+        )  # fmt: skip
+        doc_key = None
+        if by_code and report.document is not None:  # the stored credential: fixed per doc
+            doc_key = (
+                "doc", lang, report.document.doc_id,
+                None if report.code is None else report.code.expires_at,
+                tuple((r.what, r.detail, r.at, r.reason) for r in report.revocations),
+            )  # fmt: skip
+        values["checks_html"] = _fragment(site, "verify_checks.html.j2", checks_key, full)
+        values["document_html"] = _fragment(site, "verify_document.html.j2", doc_key, full)
     values.update(extra)
     return site.render(
         request,
@@ -381,7 +437,7 @@ async def verify_code_page(code: str, request: Request, site: SiteDep) -> Respon
             request, "verify_result.html.j2", status=400, title_key="v.title", malformed=True,
             upload=False, typed=code[:64],
         )  # fmt: skip
-    return _render(request, site, report)
+    return _render(request, site, report, by_code=True)
 
 
 @router.get("/verify")
