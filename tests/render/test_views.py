@@ -183,9 +183,9 @@ def test_real_transcript_credential_maps_every_record_and_grant(world: Any) -> N
     for block, dec in zip(view.conversions, subject["conversions"], strict=True):
         assert block.ledger_index == dec["entryIndex"]
         assert block.credits == format_credits(dec["creditsCenti"])
-        for row, grant in zip(block.grants, dec["grants"], strict=True):
-            assert row.credits == format_credits(grant["creditsCenti"])
-            assert (row.voided_on is not None) == ("voided" in grant)
+        for grant_row, grant in zip(block.grants, dec["grants"], strict=True):
+            assert grant_row.credits == format_credits(grant["creditsCenti"])
+            assert (grant_row.voided_on is not None) == ("voided" in grant)
     assert [t.granted for t in view.totals] == [
         format_credits(t["grantedCenti"]) for t in subject["totals"]
     ]
