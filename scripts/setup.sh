@@ -27,9 +27,19 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# playwright (dev) drives Debian's chromium (/usr/bin/chromium): never a browser download
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 stamp=.venv/.creditbank-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  # pip's and setuptools' chatter (index warnings, deprecation notices) goes to a log that
+  # is shown only when the install fails
+  log=.venv/pip-install.log
+  echo "setup: installing the Python packages into .venv (a few minutes the first time; log: $log)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip >"$log" 2>&1 || true
+  if ! .venv/bin/python -m pip install -q -e '.[dev]' >>"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "setup: pip install failed (full log: $log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
