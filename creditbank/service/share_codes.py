@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -25,6 +27,7 @@ from creditbank.core.entries import format_time, parse_time
 from creditbank.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 from creditbank.service.bank import Bank
 from creditbank.storage import documents_repo as repo
+from creditbank.storage.engine import IMMEDIATE
 
 #: default lifetime of a share code
 DEFAULT_TTL_DAYS: Final = 180
@@ -150,6 +153,14 @@ def _owned_code(conn: Connection, learner_id: str, code_id: str) -> Any:
     return row
 
 
+@contextmanager
+def _write(bank: Bank) -> Iterator[Connection]:
+    """A write transaction that takes SQLite's write lock when it begins (``BEGIN
+    IMMEDIATE``), so a read-then-write never fails on a lock upgrade under concurrency."""
+    with bank.engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+        yield conn
+
+
 def _wrap(e: SQLAlchemyError) -> StorageError:
     return StorageError(f"share codes unavailable: {type(e).__name__}")
 
@@ -167,7 +178,7 @@ def create_share_code(
     """
     _ttl(days)
     try:
-        with bank.engine.begin() as conn:
+        with _write(bank) as conn:
             doc = _owned_document(conn, learner_id, doc_id)
             if doc.revoked_at is not None:
                 raise ConflictError(f"document {doc_id} is revoked", code="document.revoked")
@@ -203,7 +214,7 @@ def extend_share_code(bank: Bank, learner_id: str, code_id: str, days: int) -> d
     ttl = _ttl(days)
     now = bank.clock.now()
     try:
-        with bank.engine.begin() as conn:
+        with _write(bank) as conn:
             row = _owned_code(conn, learner_id, code_id)
             if row.revoked_at is not None:
                 raise ConflictError(f"share code {code_id} is revoked", code="share_code.revoked")
@@ -223,7 +234,7 @@ def revoke_share_code(bank: Bank, learner_id: str, code_id: str) -> dict[str, An
     """
     now = bank.clock.now()
     try:
-        with bank.engine.begin() as conn:
+        with _write(bank) as conn:
             _owned_code(conn, learner_id, code_id)
             repo.revoke_share_code(conn, code_id, format_time(now))
             return code_view(repo.share_code_by_id(conn, code_id), now)
@@ -256,12 +267,13 @@ def lookup_code(bank: Bank, code: str, *, count: bool = True) -> CodeLookup:
     wanted = hash_code(code)
     now = bank.clock.now()
     try:
-        with bank.engine.begin() as conn:
+        with bank.engine.connect() as conn:  # the read takes no write lock
             row = repo.share_code_by_hash(conn, wanted)
-            if row is None or not hmac.compare_digest(bytes(row.code_hash), wanted):
-                raise NotFoundError("no such verification code", code="share_code.not_found")
-            state = code_state(row, now)
-            if state == "valid" and count:
+        if row is None or not hmac.compare_digest(bytes(row.code_hash), wanted):
+            raise NotFoundError("no such verification code", code="share_code.not_found")
+        state = code_state(row, now)
+        if state == "valid" and count:
+            with _write(bank) as conn:
                 repo.count_verification(conn, wanted, format_time(now))
     except SQLAlchemyError as e:
         raise _wrap(e) from e
