@@ -26,6 +26,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from creditbank.config import Settings
+from creditbank.service import share_codes
+from creditbank.service.bank import open_bank
+from creditbank.service.conversion import resolve_learner_ref
 from creditbank.service.demo import DEMO_STATE, LOGIN_DOMAIN
 
 CREDITBANK = Path(sys.executable).parent / "creditbank"
@@ -114,13 +118,23 @@ def _stop(demo: Demo) -> int:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """One demo for the module. Stopping it by PID is checked at teardown (tests run in any
+    order under pytest-randomly, so no test may stop it): exit 0, nothing scary said."""
     home = tmp_path_factory.mktemp("demo") / "home"
     running = _start(home, _free_port())
     try:
         _wait_ready(running)
         yield running
     finally:
-        _stop(running)
+        code = _stop(running)
+    assert code == 0, "\n".join(running.err)
+    assert not _scary(running), _scary(running)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{running.base}/healthz", timeout=5)
+
+
+def _scary(demo: Demo) -> list[str]:
+    return [x for x in demo.out + demo.err if SCARY.search(x)]
 
 
 @contextmanager
@@ -250,13 +264,42 @@ def test_the_home_refuses_another_address(demo: Demo) -> None:
     assert len(other.stderr.strip().splitlines()) == 1
 
 
-def test_nothing_scary_and_it_stops_by_pid(demo: Demo) -> None:
-    code = _stop(demo)
-    assert code == 0, "\n".join(demo.err)
-    scary = [x for x in demo.out + demo.err if SCARY.search(x)]
-    assert not scary, scary
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"{demo.base}/healthz", timeout=5)
+def test_nothing_scary_is_said(demo: Demo) -> None:
+    # whatever ran before it (any order): the set-up, start-up and request lines so far
+    assert httpx.get(f"{demo.base}/healthz", timeout=30).status_code == 200
+    assert not _scary(demo), _scary(demo)
+    assert any("Uvicorn running on" in x for x in demo.err)
+
+
+def test_a_code_that_no_longer_opens_is_replaced_on_the_next_run(demo: Demo) -> None:
+    line = next(x for x in demo.out if x.startswith("  Other documents: "))
+    cert = re.search(r"certificate of 王建国 \(L01\) ([0-9A-Z-]{19})", line)
+    assert cert is not None
+    state = json.loads((demo.home / DEMO_STATE).read_text("utf-8"))
+    held = state["documents"]["certificate:L01"]
+    bank = open_bank(Settings(home=demo.home, database_url=None))
+    try:  # the worker revokes the printed code (the service the share-codes page calls)
+        found = share_codes.lookup_code(bank, cert[1], count=False)
+        assert found.doc_id == held["doc_id"]
+        share_codes.revoke_share_code(bank, resolve_learner_ref(bank, "L01"), found.code_id)
+    finally:
+        bank.close()
+    page = httpx.get(f"{demo.base}/v/{cert[1]}", timeout=30)
+    assert 'data-status="CODE_REVOKED"' in page.text
+    again = subprocess.run(
+        [str(CREDITBANK), "demo", "--home", str(demo.home), "--port", str(demo.port),
+         "--no-serve"],
+        env=_env(), capture_output=True, text=True, timeout=SETUP_TIMEOUT,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "0 documents rendered" in again.stdout  # the document is valid: a new code only
+    new = re.search(r"certificate of 王建国 \(L01\) ([0-9A-Z-]{19})", again.stdout)
+    assert new is not None
+    assert new[1] != cert[1]
+    fresh = httpx.get(f"{demo.base}/v/{new[1]}", timeout=30)
+    assert 'data-status="VALID"' in fresh.text
+    state = json.loads((demo.home / DEMO_STATE).read_text("utf-8"))
+    assert state["documents"]["certificate:L01"]["doc_id"] == held["doc_id"]
 
 
 def test_a_port_in_use_is_said_at_once(tmp_path: Path) -> None:
