@@ -34,7 +34,6 @@ from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 from creditbank import __version__
 from creditbank.api.docs import install_docs
 from creditbank.api.errors import install_error_handlers, problem
-from creditbank.api.reads import run_read
 from creditbank.api.routes import conversions as conversion_routes
 from creditbank.api.routes import documents as documents_routes
 from creditbank.api.routes import log as log_routes
@@ -308,7 +307,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
             app.state.committer = None
             await run_in_threadpool(publisher.stop)
             await run_in_threadpool(committer.close)
-            reads.close()
+            await reads.aclose()
             if owned:
                 the_bank.close()
 
@@ -334,7 +333,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
     @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
     async def healthz() -> Health:
         try:
-            size = (await run_read(reads, reads.head)).size
+            size = (await reads.ahead()).size
         except Exception as e:  # the service does not wrap read errors; any means "down"
             raise StorageError(f"database unreachable: {type(e).__name__}") from e
         return {"status": "ok", "size": size}

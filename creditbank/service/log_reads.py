@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from creditbank.core import merkle
 from creditbank.errors import InvalidInputError, NotFoundError
-from creditbank.storage.fast_reads import FastReads
+from creditbank.storage.fast_reads import AsyncFastReads, FastReads
 from creditbank.storage.ledger_repo import Head
 
 #: published sizes remembered per process (the set is emptied when it reaches this)
@@ -31,16 +31,19 @@ MAX_CACHED_NODES: Final = 65_536
 class LogReads:
     """Head and inclusion proofs over one database, safe to share between threads."""
 
-    def __init__(self, reads: FastReads) -> None:
+    def __init__(self, reads: FastReads, async_reads: AsyncFastReads | None = None) -> None:
         self._reads = reads
+        self._async = async_reads
         self._published: set[int] = set()
         self._nodes: dict[merkle.NodeID, bytes] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def for_engine(cls, engine: Engine) -> LogReads:
-        """A reader with its own driver connections to ``engine``'s database."""
-        return cls(FastReads(engine))
+        """A reader with its own driver connections to ``engine``'s database (on
+        PostgreSQL also asyncio connections, for the ``a…`` methods)."""
+        reads = FastReads(engine)
+        return cls(reads, None if reads.sqlite else AsyncFastReads(engine))
 
     @property
     def local(self) -> bool:
@@ -50,8 +53,51 @@ class LogReads:
         return self._reads.sqlite
 
     def close(self) -> None:
-        """Close the reader's driver connections."""
+        """Close the reader's (thread-side) driver connections."""
         self._reads.close()
+
+    async def aclose(self) -> None:
+        """Close the reader's driver connections, the asyncio ones too."""
+        self._reads.close()
+        if self._async is not None:
+            await self._async.close()
+
+    # -- on the event loop: inline on SQLite, awaiting the socket on PostgreSQL ---------------
+    async def ahead(self) -> Head:
+        """:meth:`head`, without blocking the event loop on a network round trip."""
+        if self._async is None:
+            return self._reads.head()
+        return await self._async.head()
+
+    async def alatest_published_size(self) -> int:
+        """:meth:`latest_published_size` for the event loop.
+
+        Raises:
+            NotFoundError: ``log.no_checkpoint`` if nothing was published yet.
+        """
+        if self._async is None:
+            return self.latest_published_size()
+        size = await self._async.latest_published_size()
+        if size is None:
+            raise NotFoundError("no checkpoint has been published yet", code="log.no_checkpoint")
+        return size
+
+    async def ainclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """:meth:`inclusion_proof` for the event loop.
+
+        Raises:
+            InvalidInputError: if ``size`` is not published or ``index`` is outside it.
+        """
+        if self._async is None:
+            return self.inclusion_proof(index, size)
+        if size not in self._published:
+            if not await self._async.is_published(size):
+                raise _unpublished(size)
+            self._remember(size)
+        plan, nodes, missing = self._plan(index, size)
+        if missing:
+            self._store(nodes, await self._async.nodes(missing))
+        return nodes[(0, index)], list(merkle.assemble(plan, nodes))
 
     def head(self) -> Head:
         """The current head (size, root, registry count) as stored now."""
@@ -68,27 +114,27 @@ class LogReads:
             raise NotFoundError("no checkpoint has been published yet", code="log.no_checkpoint")
         return size
 
-    def _check_published(self, size: int) -> None:
-        if size in self._published:
-            return
-        if not self._reads.is_published(size):
-            raise InvalidInputError(
-                f"size {size} is not a published checkpoint size", code="log.unpublished_size"
-            )
+    def _remember(self, size: int) -> None:
         with self._lock:
             if len(self._published) >= MAX_REMEMBERED_SIZES:
                 self._published.clear()
             self._published.add(size)
 
-    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
-        """Leaf hash and inclusion proof of ``index`` against the published ``size``.
+    def _check_published(self, size: int) -> None:
+        if size in self._published:
+            return
+        if not self._reads.is_published(size):
+            raise _unpublished(size)
+        self._remember(size)
 
-        The same answer as :meth:`Ledger.inclusion_proof`.
+    def _plan(
+        self, index: int, size: int
+    ) -> tuple[list[tuple[int, int]], dict[merkle.NodeID, bytes], list[merkle.NodeID]]:
+        """The proof's plan, the nodes it needs that are cached, and those missing.
 
         Raises:
-            InvalidInputError: if ``size`` is not published or ``index`` is outside it.
+            InvalidInputError: unless ``0 <= index < size``.
         """
-        self._check_published(size)
         plan = merkle.inclusion_plan(index, size)
         ids = [*merkle.plan_nodes(plan), (0, index)]
         cache = self._nodes
@@ -100,11 +146,31 @@ class LogReads:
                 missing.append(nid)
             else:
                 nodes[nid] = h
+        return plan, nodes, missing
+
+    def _store(self, nodes: dict[merkle.NodeID, bytes], got: dict[merkle.NodeID, bytes]) -> None:
+        nodes.update(got)
+        with self._lock:
+            if len(self._nodes) + len(got) > MAX_CACHED_NODES:
+                self._nodes.clear()
+            self._nodes.update(got)
+
+    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """Leaf hash and inclusion proof of ``index`` against the published ``size``.
+
+        The same answer as :meth:`Ledger.inclusion_proof`.
+
+        Raises:
+            InvalidInputError: if ``size`` is not published or ``index`` is outside it.
+        """
+        self._check_published(size)
+        plan, nodes, missing = self._plan(index, size)
         if missing:
-            got = self._reads.nodes(missing)
-            nodes.update(got)
-            with self._lock:
-                if len(cache) + len(got) > MAX_CACHED_NODES:
-                    cache.clear()
-                cache.update(got)
+            self._store(nodes, self._reads.nodes(missing))
         return nodes[(0, index)], list(merkle.assemble(plan, nodes))
+
+
+def _unpublished(size: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"size {size} is not a published checkpoint size", code="log.unpublished_size"
+    )

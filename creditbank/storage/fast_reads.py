@@ -15,12 +15,14 @@ connection that raised is closed, never reused.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from sqlalchemy import Engine
+import psycopg
+from sqlalchemy import Engine, event
 
 from creditbank.core import merkle
 from creditbank.storage.engine import is_sqlite
@@ -45,6 +47,11 @@ class FastReads:
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._closed = False
+        # disposing of the engine (e.g. after the database file was replaced) drops these too
+        event.listen(engine, "engine_disposed", self._on_dispose)
+
+    def _on_dispose(self, _engine: Engine) -> None:
+        self.close()
 
     def _open(self) -> Any:
         fairy = self.engine.raw_connection()
@@ -119,3 +126,77 @@ class FastReads:
                 for k, h in cur.fetchall():
                     out[keys[int(k)]] = bytes(h)
         return out
+
+
+class AsyncFastReads:
+    """The same queries on PostgreSQL through psycopg's asyncio connections: a read awaits
+    the socket on the event loop instead of hopping to a worker thread.
+
+    Connections are opened lazily on the running loop (autocommit) and kept idle for reuse
+    (at most :data:`MAX_IDLE`); those of a previous loop (a test client's) are dropped.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        if is_sqlite(engine):
+            raise ValueError("AsyncFastReads is for PostgreSQL")
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def _get(self) -> psycopg.AsyncConnection[Any]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._idle, self._loop = [], loop
+        if self._idle:
+            return self._idle.pop()
+        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+
+    async def _put(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if len(self._idle) < MAX_IDLE and asyncio.get_running_loop() is self._loop:
+            self._idle.append(conn)
+        else:
+            await conn.close()
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = await self._get()
+        try:
+            cur = await conn.execute(sql, params)
+            rows = await cur.fetchall()
+        except BaseException:
+            await conn.close()
+            raise
+        await self._put(conn)
+        return rows
+
+    async def close(self) -> None:
+        """Close the idle connections of the running loop."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+    async def head(self) -> Head:
+        """The head row (size, root, registry count)."""
+        rows = await self._fetch("SELECT size, root, registry_count FROM log_head WHERE id = 1")
+        if not rows:
+            raise LookupError("the log has no head row")
+        size, root, count = rows[0]
+        return Head(int(size), bytes(root), int(count))
+
+    async def is_published(self, size: int) -> bool:
+        """True if a checkpoint of ``size`` was published."""
+        return bool(await self._fetch("SELECT 1 FROM log_checkpoints WHERE size = %s", (size,)))
+
+    async def latest_published_size(self) -> int | None:
+        """The size of the latest published checkpoint, or None before the first."""
+        rows = await self._fetch("SELECT max(size) FROM log_checkpoints")
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+    async def nodes(self, ids: Sequence[merkle.NodeID]) -> dict[merkle.NodeID, bytes]:
+        """Stored node hashes by (level, index); missing nodes are absent from the result."""
+        keys = {merkle.node_key(lvl, idx): (lvl, idx) for lvl, idx in ids}
+        rows = await self._fetch(
+            "SELECT id, hash FROM log_nodes WHERE id = ANY(%s)", (list(keys),)
+        )
+        return {keys[int(k)]: bytes(h) for k, h in rows}

@@ -3,7 +3,11 @@ on SQLite and PostgreSQL, including refusals."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from conftest import Institution
@@ -52,5 +56,53 @@ def test_inclusion_proofs_and_head_match_the_ledger(
         # a write after the reader's first use is seen at once (no stale head)
         bank.ledger.append(institution.records(1, start=100), publish=False)
         assert reads.head() == bank.ledger.head()
+    finally:
+        reads.close()
+
+
+def test_event_loop_reads_match_the_ledger(bank: Bank, institution: Institution) -> None:
+    """The ``a…`` methods (inline on SQLite, psycopg's asyncio connections on PostgreSQL)."""
+    reads = LogReads.for_engine(bank.engine)
+    bank.ledger.append(institution.records(9), publish=True)
+    size = bank.ledger.head().size
+
+    async def check() -> None:
+        try:
+            assert await reads.ahead() == bank.ledger.head()
+            assert await reads.alatest_published_size() == size
+            for index in [*range(size), *range(size)]:  # the second pass from the cache
+                got = await reads.ainclusion_proof(index, size)
+                assert got == bank.ledger.inclusion_proof(index, size)
+            for index, bad in [(0, 3), (0, size + 1), (size, size)]:
+                with pytest.raises(CreditBankError) as mine:
+                    await reads.ainclusion_proof(index, bad)
+                with pytest.raises(CreditBankError) as theirs:
+                    bank.ledger.inclusion_proof(index, bad)
+                assert mine.value.code == theirs.value.code
+            bank.ledger.append(institution.records(1, start=50), publish=False)
+            assert await reads.ahead() == bank.ledger.head()  # never stale
+        finally:
+            await reads.aclose()
+
+    asyncio.run(check())
+
+
+def test_reads_follow_the_engine_when_it_is_disposed(bank: Bank, engine_kind: str) -> None:
+    """A replaced SQLite file is not read through a connection kept from before: disposing of
+    the engine closes the reader's connections too."""
+    if engine_kind != "sqlite":
+        pytest.skip("the file move is SQLite's outage")
+    reads = LogReads.for_engine(bank.engine)
+    try:
+        assert reads.head() == bank.ledger.head()  # a connection is now kept idle
+        db = Path(str(bank.engine.url.database))
+        for suffix in ("", "-wal", "-shm"):
+            f = Path(f"{db}{suffix}")
+            if f.exists():
+                shutil.move(f, f"{f}.away")
+        db.mkdir()  # the path now names a directory: the database is gone
+        bank.engine.dispose()
+        with pytest.raises(sqlite3.OperationalError):
+            reads.head()
     finally:
         reads.close()

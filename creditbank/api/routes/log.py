@@ -19,7 +19,7 @@ from pydantic import BeforeValidator
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from creditbank.api.deps import ANONYMOUS, BankDep, PrincipalDep
-from creditbank.api.reads import get_log_reads, run_read
+from creditbank.api.reads import get_log_reads
 from creditbank.core.entries import MEDIA_TYPE, PRIVATE_TYPES
 from creditbank.core.merkle import MAX_TREE_SIZE
 from creditbank.core.signing import b64encode
@@ -270,18 +270,19 @@ def _int_param(name: str, low: int, description: str, *, required: bool) -> dict
     },
 )
 async def get_inclusion_proof(request: Request) -> Response:
-    # A hot read (docs/benchmarks.md, "Serving path"): async, no thread hop on SQLite, no
-    # SQLAlchemy, parameters parsed here rather than by FastAPI's per-request validation
-    # (documented through openapi_extra), no response re-validation. The same answers and
-    # error codes as Ledger.inclusion_proof and the declared-parameter routes.
+    # A hot read (docs/benchmarks.md, "Serving path"): async, no thread hop (inline on
+    # SQLite, an asyncio connection on PostgreSQL), no SQLAlchemy, parameters parsed here
+    # rather than by FastAPI's per-request validation (documented through openapi_extra), no
+    # response re-validation. The same answers and error codes as Ledger.inclusion_proof and
+    # the declared-parameter routes.
     reads = get_log_reads(request)  # not a dependency: FastAPI solving one costs more
     index = _query_int(request, "index", 0)
     if index is None:
         raise InvalidInputError("query.index: field required", code="request.invalid")
     size = _query_int(request, "size", 1)
     if size is None:
-        size = await run_read(reads, reads.latest_published_size)
-    leaf, path = await run_read(reads, reads.inclusion_proof, index, size)
+        size = await reads.alatest_published_size()
+    leaf, path = await reads.ainclusion_proof(index, size)
     body: InclusionProof = {
         "index": index,
         "size": size,
