@@ -32,6 +32,7 @@ from creditbank.service.keys import generate_key_file, load_key_file
 
 if TYPE_CHECKING:
     from creditbank.render.pool import RenderPool
+    from creditbank.service.accounts import Role
 
 SAMPLE = "creditbank.data.sample"
 
@@ -343,10 +344,9 @@ def prepare_demo(
             code = None
             if isinstance(held, dict):
                 code = _live_code(bank, ids[ref], str(held["doc_id"]), held.get("code"))
+                held["code"] = code
             if code is None:
                 todo.append((kind, ref))
-            else:
-                docs_state[key] = {"doc_id": held["doc_id"], "code": code}  # type: ignore[index]
         _write_state(path, state)
         if todo:
             if pool_future is None:
@@ -392,7 +392,7 @@ def prepare_demo(
     registry = bank.ledger.registry()
     inst = registry.institutions[OPERATOR_INSTITUTION]
     worker_id = ids[WORKER_LEARNER]
-    roles = [
+    roles: list[tuple[Role, str, str]] = [
         ("worker", f"worker@{LOGIN_DOMAIN}", f"{names[WORKER_LEARNER]} ({WORKER_LEARNER}): "
          "records, conversions, documents, share codes"),
         ("operator", f"operator@{LOGIN_DOMAIN}", f"{inst.name_en} ({OPERATOR_INSTITUTION})"),
@@ -404,7 +404,7 @@ def prepare_demo(
             held = {"login": login, "password": password()}
             logins_state[role] = held
             _write_state(path, state)  # the password is known before the account exists
-        existing = {a.login for a in accounts.of_role(role)}  # type: ignore[arg-type]
+        existing = {a.login for a in accounts.of_role(role)}
         if login not in existing:
             pw = str(held["password"])
             if role == "worker":
