@@ -361,9 +361,7 @@ class Accounts:
                 f"institution {institution_id} is not registered", code="registry.unknown"
             )
         if inst.closed_on is not None:
-            raise ConflictError(
-                f"institution {institution_id} is closed", code="registry.closed"
-            )
+            raise ConflictError(f"institution {institution_id} is closed", code="registry.closed")
         return self._create(
             "operator", login, password, display_name=display_name, institution_id=institution_id
         )

@@ -128,9 +128,7 @@ def insert_code(conn: Connection, row: dict[str, Any]) -> None:
 
 
 def code_by_id(conn: Connection, code_id: str) -> Any:
-    return conn.execute(
-        select(account_codes_t).where(account_codes_t.c.code_id == code_id)
-    ).first()
+    return conn.execute(select(account_codes_t).where(account_codes_t.c.code_id == code_id)).first()
 
 
 def count_code_attempt(conn: Connection, code_id: str) -> None:
