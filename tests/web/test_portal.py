@@ -332,6 +332,29 @@ def test_issue_a_transcript_of_chosen_records(client: TestClient, world: PortalW
     assert refused.status_code == 404  # another learner's record: not found, nothing issued
 
 
+def test_issue_a_certificate_of_one_record(client: TestClient, world: PortalWorld) -> None:
+    sign_in(client, world, "X")
+    page = client.get("/me/documents")
+    courier = world.records["X"][0]
+    assert f'value="record:{courier}"' in page.text
+    revoked = world.records["X"][1]
+    assert f'value="record:{revoked}"' not in page.text  # a revoked record is not offered
+    resp = client.post(
+        "/me/documents/certificate",
+        data={"csrf": csrf_of(page.text), "subject": f"record:{courier}"},
+    )
+    assert resp.status_code == 201, resp.text[:400]
+    assert "证书已出具" in resp.text
+    doc_id = re.search(r"/me/documents/(DOC-[0-9A-Z]+)/pdf", resp.text)
+    assert doc_id is not None
+    assert client.get(f"/me/documents/{doc_id.group(1)}/pdf").content.startswith(b"%PDF")
+    other = client.post(
+        "/me/documents/certificate",
+        data={"csrf": csrf_of(page.text), "subject": f"record:{world.records['Y'][0]}"},
+    )
+    assert other.status_code == 404  # another learner's record
+
+
 def test_share_codes_make_count_extend_revoke(client: TestClient, world: PortalWorld) -> None:
     sign_in(client, world, "X")
     page = client.get("/me/share-codes")
