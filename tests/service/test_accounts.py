@@ -322,3 +322,18 @@ def test_worker_for_a_known_learner(accounts: Accounts, vbank: Bank) -> None:
     assert e.value.code == "account.learner_taken"
     with pytest.raises(NotFoundError):
         accounts.add_worker_for("w3@example.com", PASSWORD, "LRN-0000000000000000")
+
+
+def test_development_sender_writes_the_code_to_the_server_log(
+    vbank: Bank, caplog: pytest.LogCaptureFixture
+) -> None:
+    accounts = Accounts(vbank, hasher=FAST)  # the default sender: development mode
+    acc = accounts.sign_up_worker("dev@example.com", PASSWORD)
+    with caplog.at_level("WARNING", logger="creditbank.service.accounts"):
+        accounts.start_claim(acc, name="王建国", doc_type="resident_id", number=rid(7))
+    lines = [r.getMessage() for r in caplog.records if "one-time claim code" in r.getMessage()]
+    assert len(lines) == 1
+    assert "dev@example.com" in lines[0]
+    code = lines[0].split(": ")[1].split(" ")[0]
+    assert len(code) == 6
+    assert code.isdigit()
