@@ -132,8 +132,8 @@ class AsyncFastReads:
     """The same queries on PostgreSQL through psycopg's asyncio connections: a read awaits
     the socket on the event loop instead of hopping to a worker thread.
 
-    Connections are opened lazily on the running loop (autocommit) and kept idle for reuse
-    (at most :data:`MAX_IDLE`); those of a previous loop (a test client's) are dropped.
+    At most :data:`MAX_IDLE` connections, opened lazily on the running loop (autocommit) and
+    kept for reuse; those of a previous loop (a test client's) are dropped.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -144,31 +144,30 @@ class AsyncFastReads:
         )
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
 
-    async def _get(self) -> psycopg.AsyncConnection[Any]:
+    def _bind(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
+        if loop is not self._loop or self._slots is None:
             self._idle, self._loop = [], loop
-        if self._idle:
-            return self._idle.pop()
-        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-
-    async def _put(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if len(self._idle) < MAX_IDLE and asyncio.get_running_loop() is self._loop:
-            self._idle.append(conn)
-        else:
-            await conn.close()
+            self._slots = asyncio.Semaphore(MAX_IDLE)
+        return self._slots
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        conn = await self._get()
-        try:
-            cur = await conn.execute(sql, params)
-            rows = await cur.fetchall()
-        except BaseException:
-            await conn.close()
-            raise
-        await self._put(conn)
-        return rows
+        # at most MAX_IDLE connections, all kept: more readers wait for one (opening a
+        # connection per request under load costs far more than the wait)
+        async with self._bind():
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            try:
+                cur = await conn.execute(sql, params)
+                rows = await cur.fetchall()
+            except BaseException:
+                await conn.close()
+                raise
+            self._idle.append(conn)
+            return rows
 
     async def close(self) -> None:
         """Close the idle connections of the running loop."""
