@@ -40,7 +40,7 @@ from creditbank.api.routes import log as log_routes
 from creditbank.api.routes import records as records_routes
 from creditbank.api.routes import verify as verify_routes
 from creditbank.config import Settings
-from creditbank.errors import RateLimitedError, StorageError
+from creditbank.errors import CreditBankError, RateLimitedError, StorageError
 from creditbank.service.bank import Bank, open_bank
 from creditbank.service.ledger import GroupCommitter, Ledger
 from creditbank.service.log_reads import LogReads
@@ -307,6 +307,12 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
             app.state.committer = None
             await run_in_threadpool(publisher.stop)
             await run_in_threadpool(committer.close)
+            verifier = getattr(app.state, "verifier", None)
+            if verifier is not None:  # /v/{code} counts buffered in memory are written now
+                try:
+                    await run_in_threadpool(verifier.close)
+                except CreditBankError:  # kept in memory; the exit handler tries once more
+                    log.warning("verification counts not written at shutdown", exc_info=True)
             await reads.aclose()
             if owned:
                 the_bank.close()

@@ -20,13 +20,15 @@ pyHanko and asn1crypto exceptions never leave this module: a file that is not a 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem as asn1_pem
@@ -63,6 +65,23 @@ MAX_PDF_BYTES: Final = 20 * 1024 * 1024
 MAX_ATTACHMENT_BYTES: Final = 8 * 1024 * 1024
 
 _PYHANKO_LOGGERS: Final = ("pyhanko", "pyhanko_certvalidator")
+
+
+_T = TypeVar("_T")
+
+
+def _off_the_loop(work: Callable[[], _T]) -> _T:
+    """Run ``work`` (which calls pyHanko's synchronous API) here, or — when this thread runs
+    an event loop — in a short-lived worker thread: pyHanko's synchronous signing and
+    validation call ``asyncio.run``, which refuses to run inside a running loop. (The
+    product's async routes hand signing and validation to the thread pool; this keeps any
+    other caller working, at the price of blocking that loop for the call.)"""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    with ThreadPoolExecutor(1, thread_name_prefix="creditbank-pyhanko") as pool:
+        return pool.submit(work).result()
 
 
 # -- identities ------------------------------------------------------------------------------
@@ -310,7 +329,8 @@ def sign_pdf(
         raise InvalidInputError("not a readable PDF", code="pdf.not_pdf") from e
     try:
         with _quiet_pyhanko():
-            out = signers.PdfSigner(meta, signer.pyhanko_signer).sign_pdf(writer)
+            pdf_signer = signers.PdfSigner(meta, signer.pyhanko_signer)
+            out = _off_the_loop(lambda: pdf_signer.sign_pdf(writer))
     except (SigningError, ValueErrorWithMessage) as e:
         raise ConfigurationError(f"cannot sign the document: {e}", code="render.sign") from e
     signed: bytes = out.getvalue()
@@ -405,7 +425,9 @@ def inspect_pdf_signature(pdf_bytes: bytes, trust_roots: Sequence[bytes]) -> Pdf
     )
     try:
         with _quiet_pyhanko():
-            status = validate_pdf_signature(sig, signer_validation_context=context)
+            status = _off_the_loop(
+                lambda: validate_pdf_signature(sig, signer_validation_context=context)
+            )
     except (misc.PdfError, ValueError, KeyError, TypeError) as e:
         return PdfSignatureReport(
             len(embedded),

@@ -30,6 +30,9 @@ LIMITS: Final[dict[str, tuple[float, int]]] = {
     "code-lookups": (0.5, 20),
     # sign-in attempts: 10 a minute, 5 at once
     "sign-in": (1 / 6, 5),
+    # verification uploads (page and API share it; each costs ~75 ms of server CPU for the
+    # PAdES validation and attachment reads): 20 a minute, 20 at once
+    "uploads": (1 / 3, 20),
 }
 
 

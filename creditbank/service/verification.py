@@ -33,9 +33,11 @@ request. Each phase is timed (:attr:`VerificationReport.timings`).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
+import logging
 import re
 import threading
 import time
@@ -68,7 +70,13 @@ from creditbank.service.issuance import issuer_did_document
 from creditbank.service.share_codes import code_state, hash_code
 from creditbank.storage import documents_repo as repo
 from creditbank.storage import ledger_repo
+from creditbank.storage.engine import UNAVAILABLE
 from creditbank.storage.tables import documents_t
+from creditbank.storage.verify_reads import VerifyReads, add_verification_counts
+
+_log = logging.getLogger(__name__)
+#: what a driver-level read raises when the database is unavailable
+_FAST_ERRORS: Final[tuple[type[Exception], ...]] = (SQLAlchemyError, *UNAVAILABLE)
 
 Status = Literal["VALID", "REVOKED", "CODE_EXPIRED", "CODE_REVOKED", "NOT_FOUND", "INVALID"]
 VALID: Final = "VALID"
@@ -86,6 +94,8 @@ MAX_CACHED: Final = 4096
 #: seconds the live log's published size and the registry version are reused (the bank
 #: publishes a checkpoint every ``checkpoint_interval / 2`` seconds when the log grew)
 LIVE_TTL: Final = 1.0
+#: seconds a verification count of the serving path waits in memory before it is written
+COUNT_FLUSH_S: Final = 1.0
 #: a printed verification code, as found in a PDF's text
 _CODE_TEXT: Final = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
 _CODE_IN_URL: Final = re.compile(r"/v/([0-9A-Za-z-]{16,24})$")
@@ -556,6 +566,106 @@ def printed_codes(pdf: bytes) -> list[str]:
     return found
 
 
+# -- verification counts, batched ---------------------------------------------------------------
+class CountBuffer:
+    """Verification counts kept in memory and written together (thread-safe).
+
+    Each :meth:`add` is one verification of a code at a time; a daemon thread (started on
+    the first add) writes what accumulated every ``interval`` seconds in one transaction
+    (``verify_count + n``, ``last_verified_at`` the latest). :meth:`flush` writes now;
+    :meth:`close` (the app's shutdown, and the process's exit) stops the thread and writes the
+    rest. A failed write keeps its counts for the next one; a crash of the process loses at
+    most ``interval`` seconds of counts (never a verdict: the verdict is read per request).
+
+    Args:
+        bank: the bank whose share codes are counted.
+        interval: seconds between writes.
+    """
+
+    def __init__(self, bank: Bank, *, interval: float = COUNT_FLUSH_S) -> None:
+        self.bank = bank
+        self.interval = interval
+        self._pending: dict[bytes, tuple[int, str]] = {}
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._thread: tuple[threading.Thread, threading.Event] | None = None
+        self._at_exit_registered = False
+
+    def add(self, code_hash: bytes, at: str) -> None:
+        """Count one verification of the code ``code_hash`` at ``at`` (written later)."""
+        with self._lock:
+            n, last = self._pending.get(code_hash, (0, at))
+            self._pending[code_hash] = (n + 1, max(last, at))
+            started = None
+            if self._thread is None:  # the first add, or the first since close()
+                stop = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(stop,), name="creditbank-verify-counts", daemon=True
+                )
+                started = self._thread = (thread, stop)
+                register, self._at_exit_registered = not self._at_exit_registered, True
+        if started is not None:
+            if register:
+                atexit.register(self._at_exit)
+            started[0].start()
+
+    def pending(self) -> int:
+        """Verifications counted in memory and not written yet."""
+        with self._lock:
+            return sum(n for n, _ in self._pending.values())
+
+    def flush(self) -> int:
+        """Write the counts now; returns how many verifications were written.
+
+        Raises:
+            StorageError: if the database refused (the counts are kept for the next write).
+        """
+        with self._write_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            if not batch:
+                return 0
+            try:
+                with self.bank.engine.begin() as conn:
+                    add_verification_counts(conn, batch)
+            except SQLAlchemyError as e:
+                with self._lock:  # put them back, merged with what came meanwhile
+                    for h, (n, at) in batch.items():
+                        m, last = self._pending.get(h, (0, at))
+                        self._pending[h] = (n + m, max(last, at))
+                raise _wrap(e) from e
+            return sum(n for n, _ in batch.values())
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
+            try:
+                self.flush()
+            except StorageError:  # kept for the next round; the database may be back by then
+                _log.warning("verification counts not written yet", exc_info=True)
+
+    def close(self) -> None:
+        """Stop the writer thread and write what is left (a later :meth:`add` starts a new
+        writer: one verifier serves every app over the same bank).
+
+        Raises:
+            StorageError: if the last write failed (the counts stay pending).
+        """
+        with self._lock:
+            running, self._thread = self._thread, None
+        if running is not None:
+            thread, stop = running
+            stop.set()
+            if thread is not threading.current_thread():
+                thread.join(timeout=10)
+        self.flush()
+
+    def _at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:  # the database may be gone at exit; nothing more can be done
+            _log.warning("verification counts lost at exit", exc_info=True)
+
+
 # -- the verifier --------------------------------------------------------------------------------
 class Verifier:
     """Verifies documents against one bank; thread-safe; caches what is immutable.
@@ -568,6 +678,7 @@ class Verifier:
             read on first use).
         live_ttl: seconds the live log's published size and the registry version are
             reused before they are read again (0: every call).
+        count_flush_s: the most seconds a count of :meth:`by_code_fast` waits in memory.
     """
 
     def __init__(
@@ -577,6 +688,7 @@ class Verifier:
         live_size: Callable[[], int] | None = None,
         trust_roots: Sequence[bytes] | None = None,
         live_ttl: float = LIVE_TTL,
+        count_flush_s: float = COUNT_FLUSH_S,
     ) -> None:
         self.bank = bank
         self._live_size = live_size
@@ -594,6 +706,9 @@ class Verifier:
         self.live_ttl = live_ttl
         self._log_key: VerifierKey = parse_verifier_key(bank.verifier_key)
         self._did: dict[str, Any] | None = None
+        self._reads: VerifyReads | None = None
+        #: verification counts of the serving path, written at most once a second
+        self.counts = CountBuffer(bank, interval=count_flush_s)
 
     # -- shared material -----------------------------------------------------------------------
     @property
@@ -775,7 +890,19 @@ class Verifier:
                                 causes = repo.status_causes_of(conn, str(doc.doc_id))
             except SQLAlchemyError as e:
                 raise _wrap(e) from e
-        if not found:
+        return self._code_report(code, row if found else None, state, doc, causes, timer)
+
+    def _code_report(
+        self,
+        code: str,
+        row: Any,
+        state: str | None,
+        doc: Any,
+        causes: list[repo.StatusCause],
+        timer: PhaseTimer,
+    ) -> VerificationReport:
+        """The report of a looked-up code (``row`` None: no such code)."""
+        if row is None:
             return _report(
                 [Check("code", False, "no such verification code")], NOT_FOUND, timer.timings
             )
@@ -793,6 +920,79 @@ class Verifier:
         report = self._document(doc, causes, checks, timer, upload=None)
         report.code = facts
         return report
+
+    def by_code_fast(self, text: str, *, cold: bool = False) -> VerificationReport | None:
+        """:meth:`by_code` for the serving path: the code's row and the document's status
+        causes on driver connections (read per request: a revocation shows on the next one),
+        everything immutable from this verifier's caches, and the count added to the
+        in-memory :attr:`counts` (written at most :data:`COUNT_FLUSH_S` later, and on close).
+
+        Args:
+            text: the code as typed or scanned.
+            cold: compute what is not cached yet (the document's row and checks: tens of
+                ms of signature checks); False returns None instead, so an event loop can
+                hand such a first request to a worker thread.
+
+        Returns:
+            The report, or None when ``cold`` is False and the document is not cached yet
+            (nothing was counted then).
+
+        Raises:
+            InvalidInputError: ``code.malformed`` when ``text`` is not a verification code.
+            StorageError: if the database is unavailable.
+            ConfigurationError: if the bank's public base URL is not usable for its DID.
+        """
+        timer = PhaseTimer()
+        reads = self._fast_reads()
+        doc: Any = None
+        causes: list[repo.StatusCause] = []
+        with timer("code"):
+            code = normalize_code(text)
+            wanted = hash_code(code)
+            now = self.bank.clock.now()
+            try:
+                row = reads.share_code(wanted)
+                found = row is not None and hmac.compare_digest(row.code_hash, wanted)
+                state = code_state(row, now) if found else None
+                if state == "valid" and row is not None:
+                    with timer("document"):
+                        doc = self._docs.get(row.doc_id)
+                        if doc is None or not self._is_warm(doc):
+                            if not cold:
+                                return None
+                            with self.bank.engine.connect() as conn:
+                                doc = self._doc_row(conn, row.doc_id)
+                        if doc is not None:
+                            causes = reads.status_causes(str(doc.doc_id))
+            except _FAST_ERRORS as e:
+                raise StorageError(f"the bank's database is unavailable: {e}") from e
+        if state == "valid":
+            self.counts.add(wanted, format_time(now))
+        return self._code_report(code, row if found else None, state, doc, causes, timer)
+
+    def _is_warm(self, doc: Any) -> bool:
+        """True when ``doc``'s immutable checks are cached (for the current registry)."""
+        keys = self._keys
+        return keys is not None and (str(doc.doc_id), keys[0]) in self._static
+
+    def _fast_reads(self) -> VerifyReads:
+        reads = self._reads
+        if reads is None:
+            with self._lock:
+                if self._reads is None:
+                    self._reads = VerifyReads(self.bank.engine)
+                reads = self._reads
+        return reads
+
+    def close(self) -> None:
+        """Write the buffered verification counts and close the driver connections.
+
+        Raises:
+            StorageError: if the counts cannot be written (they are kept for a retry).
+        """
+        self.counts.close()
+        if self._reads is not None:
+            self._reads.close()
 
     def _doc_row(self, conn: Connection, doc_id: str) -> Any:
         """A document's row; what the checks read of it never changes (its revocation

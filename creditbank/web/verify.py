@@ -10,7 +10,9 @@
   with the API (429 page with Retry-After).
 * ``GET /verify``: a form to upload a PDF or credential JSON; ``POST /verify`` verifies the
   upload and shows the same report. An upload writes nothing, so the form carries no CSRF
-  token; a POST whose ``Origin`` is another site is still refused (403).
+  token; a POST whose ``Origin`` is another site is still refused (403). Uploads have their
+  own per-address limit, ``uploads``, shared with ``POST /api/v1/verify`` (429 with
+  Retry-After): each costs a PAdES validation, far more than a code lookup.
 
 No script, no inline style, no third-party request: the site's CSP holds.
 """
@@ -427,17 +429,46 @@ def _render(
 
 # -- routes ------------------------------------------------------------------------------------
 @router.get("/v/{code}", dependencies=[Depends(rate_limit("code-lookups"))])
-async def verify_code_page(code: str, request: Request, site: SiteDep) -> Response:
-    """The verdict page of a verification code (what the QR code opens)."""
+async def verify_code_page(code: str, request: Request) -> Response:
+    """The verdict page of a verification code (what the QR code opens).
+
+    The serving path (docs/verification.md, "Serving path"): on the event loop, no thread
+    hop — the code's row and the document's status causes are read per request on driver
+    connections, the document's checks and rendered section come from caches, the count goes
+    to the verifier's in-memory buffer. Only a document's first request (its checks not
+    computed yet) runs in a worker thread. (No ``SiteDep``: a sync dependency would hop to
+    the thread pool on every request.)
+
+    Raises:
+        RateLimitedError: ``rate.limited`` past the ``code-lookups`` limit (429 page).
+        StorageError: if the database is unavailable (503 page).
+    """
+    site: Site = request.app.state.site
     verifier = get_verifier(request)
+    text = code[:64] if len(code) > 64 else code
     try:
-        report = await run_in_threadpool(verifier.by_code, code[:64] if len(code) > 64 else code)
+        report = verifier.by_code_fast(text)
+        if report is None:  # the document's first request: its checks take tens of ms
+            report = await run_in_threadpool(_by_code_cold, verifier, text)
     except InvalidInputError:
         return site.render(
             request, "verify_result.html.j2", status=400, title_key="v.title", malformed=True,
             upload=False, typed=code[:64],
         )  # fmt: skip
     return _render(request, site, report, by_code=True)
+
+
+def _by_code_cold(verifier: Verifier, text: str) -> VerificationReport:
+    """:meth:`Verifier.by_code_fast` computing what is not cached (in a worker thread).
+
+    Raises:
+        InvalidInputError: ``code.malformed``.
+        StorageError: if the database is unavailable.
+    """
+    report = verifier.by_code_fast(text, cold=True)
+    if report is None:  # cold=True always answers; kept explicit for the type checker
+        return verifier.by_code(text)
+    return report
 
 
 @router.get("/verify")
@@ -460,13 +491,15 @@ def _same_origin(request: Request) -> bool:
     return origin.rstrip("/") == own
 
 
-@router.post("/verify")
+@router.post("/verify", dependencies=[Depends(rate_limit("uploads"))])
 async def upload_verify(request: Request, site: SiteDep) -> Response:
     """Verify an uploaded PDF or credential JSON and show the report (nothing is written).
 
     Raises:
         ForbiddenError: ``csrf.origin`` for a POST from another site's page.
         TooLargeError: ``verify.too_large`` beyond the upload limit.
+        RateLimitedError: ``rate.limited`` (429 page, ``Retry-After``) past the ``uploads``
+            limit of the caller's address (shared with ``POST /api/v1/verify``).
     """
     if not _same_origin(request):
         raise ForbiddenError("this form only accepts uploads from the bank's own page",

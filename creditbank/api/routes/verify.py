@@ -174,6 +174,7 @@ async def read_upload(request: Request) -> tuple[bytes, str]:
     summary="Verify an uploaded PDF or credential JSON",
     responses=_REPORT,
     response_class=Response,
+    dependencies=[Depends(rate_limit("uploads"))],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -193,7 +194,8 @@ async def read_upload(request: Request) -> tuple[bytes, str]:
 )
 async def verify_upload(request: Request, verifier: VerifierDep) -> Response:
     """Raises: InvalidInputError / TooLargeError for an upload that is not a PDF or credential
-    JSON; StorageError when the bank is down."""
+    JSON; RateLimitedError (429, ``Retry-After``) past the ``uploads`` limit of the caller's
+    address (shared with the ``/verify`` page); StorageError when the bank is down."""
     data, media = await read_upload(request)
     report = await run_in_threadpool(verifier.by_upload, data, media)
     return _json(report)
