@@ -106,6 +106,26 @@ def test_sign_in_form_sets_a_hardened_session_cookie(app: object, world: PortalW
         assert c.get("/me", follow_redirects=False).status_code == 303
 
 
+def test_cookies_are_secure_behind_a_tls_proxy(world: PortalWorld) -> None:
+    settings = world.bank.settings.model_copy(update={"public_base_url": "https://bank.example"})
+    proxied = create_app(settings, bank=world.bank)
+    proxied.state.accounts = world.accounts
+    proxied.state.rate_limiters = {}
+    with TestClient(proxied) as c:  # plain http, as a proxy that ended TLS forwards it
+        form = c.get("/signin")
+        assert "secure" in form.headers["set-cookie"].lower()
+        seed = form.cookies["cb_csrf"]
+        c.cookies.clear()  # the client keeps Secure cookies for https; the browser sends them
+        resp = c.post(
+            "/signin",
+            data={"csrf": csrf_of(form.text), "login": "x@example.com", "password": PASSWORD},
+            headers={"Cookie": f"cb_csrf={seed}"},
+            follow_redirects=False,
+        )
+        assert resp.status_code == 303
+        assert "secure" in resp.headers["set-cookie"].lower()
+
+
 def test_sign_in_never_redirects_off_site(client: TestClient) -> None:
     form = client.get("/signin")
     for evil in ("//evil.example/x", "https://evil.example", "/\\evil.example"):

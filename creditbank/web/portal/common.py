@@ -5,8 +5,9 @@
   ``portal/base.html.j2`` and say each string in both languages with ``tr(zh, en)`` beside
   each other (kept together so neither goes stale); refusals from the services are shown by
   code in both languages (:data:`MESSAGES`), else the service's English message.
-* **Sessions**: the ``cb_session`` cookie (HttpOnly, SameSite=Lax, Secure over https, path
-  ``/``) holds the session token of :class:`creditbank.service.accounts.Accounts`; no cookie,
+* **Sessions**: the ``cb_session`` cookie (HttpOnly, SameSite=Lax, Secure over https or when
+  ``CREDITBANK_PUBLIC_BASE_URL`` is https, path ``/``) holds the session token of
+  :class:`creditbank.service.accounts.Accounts`; no cookie,
   or an ended session, sends a page to ``/signin?next=…`` (303).
 * **CSRF** (synchronizer token, stateless): every form carries ``csrf`` =
   HMAC(form key, ``s:`` + session token) when signed in; the sign-in and sign-up forms
@@ -189,8 +190,12 @@ def safe_next(value: str | None, default: str) -> str:
 
 
 def secure(request: Request) -> bool:
-    """Cookies are Secure when the page was served over https."""
-    return request.url.scheme == "https"
+    """Cookies are Secure when the page was served over https, or when the bank's public
+    address is https (TLS ended by a proxy in front of it)."""
+    if request.url.scheme == "https":
+        return True
+    settings = getattr(request.app.state, "settings", None) or get_bank(request).settings
+    return str(settings.public_base_url).lower().startswith("https://")
 
 
 def set_session_cookie(response: Response, request: Request, token: str, max_age: int) -> None:
