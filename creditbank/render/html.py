@@ -46,11 +46,14 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_html(view: DocumentView) -> str:
+def render_html(view: DocumentView, *, link_stylesheet: bool = True) -> str:
     """Fill the template of ``view``'s kind.
 
     Args:
         view: a :class:`TranscriptView` or a :class:`CertificateView`.
+        link_stylesheet: link ``base.css`` from the page (True: a self-contained page for a
+            browser or a bare WeasyPrint); :func:`creditbank.render.pdf.render_pdf` passes
+            False and hands WeasyPrint the stylesheet it parsed once per process.
 
     Returns:
         The HTML document (UTF-8 text); relative URLs resolve against :data:`TEMPLATE_DIR`.
@@ -66,4 +69,8 @@ def render_html(view: DocumentView) -> str:
     else:  # pragma: no cover - typed callers cannot get here
         raise TypeError(f"no template for {type(view).__name__}")
     template = environment().get_template(name)
-    return template.render(view=view, qr=Markup(view.verification.qr_svg))  # noqa: S704 - built by qr.py from the matrix only
+    return template.render(
+        view=view,
+        qr=Markup(view.verification.qr_svg),  # noqa: S704 - built by qr.py from the matrix only
+        link_stylesheet=link_stylesheet,
+    )

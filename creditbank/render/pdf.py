@@ -17,7 +17,10 @@
   subsets (``full_fonts`` stays off);
 * a URL fetcher that serves only files inside the template folder and ``data:`` URLs; any
   other URL (``file:///etc/passwd``, ``http://…``) stops the rendering with
-  ``render.fetch_refused``.
+  ``render.fetch_refused``;
+* the stylesheet (``base.css``) parsed once per process (:func:`document_stylesheet`, with
+  one shared ``FontConfiguration``) and handed to every rendering, instead of WeasyPrint
+  re-parsing the page's ``<link>`` each time (docs/benchmarks.md §7).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import re
+import threading
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -34,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 import pydyf
 import weasyprint
 from pyhanko.pdf_utils.metadata.model import VENDOR as PYHANKO_VENDOR
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from creditbank.errors import InvalidInputError
@@ -131,6 +136,46 @@ def _finisher(document: Any, pdf: pydyf.PDF) -> None:
     metadata.stream = [packet]
 
 
+#: the file name of the documents' stylesheet in :data:`TEMPLATE_DIR`
+STYLESHEET: Final = "base.css"
+
+_css_lock = threading.Lock()
+_css: tuple[weasyprint.CSS, FontConfiguration] | None = None
+
+
+def document_stylesheet() -> tuple[weasyprint.CSS, FontConfiguration]:
+    """The documents' stylesheet, parsed once per process, and the font configuration it uses.
+
+    Parsing ``base.css`` (selectors, ``@page`` rules and margin boxes) is repeated work if
+    WeasyPrint follows the page's ``<link>`` on every rendering; the parsed stylesheet holds no
+    state of a document, so one object serves every rendering of the process. It is read
+    through :class:`TemplateFetcher` like any template resource.
+
+    Returns:
+        The parsed stylesheet and the ``FontConfiguration`` shared by every rendering.
+
+    Raises:
+        InvalidInputError: ``render.fetch_refused`` when the stylesheet asks for a URL outside
+            the template folder.
+    """
+    global _css  # one parsed stylesheet per process
+    with _css_lock:
+        if _css is None:
+            font_config = FontConfiguration()
+            path = TEMPLATE_DIR / STYLESHEET
+            try:
+                css = weasyprint.CSS(
+                    url=path.as_uri(),
+                    url_fetcher=TemplateFetcher(),
+                    font_config=font_config,
+                    media_type="print",
+                )
+            except RefusedFetch as e:  # pragma: no cover - base.css loads nothing
+                raise InvalidInputError(str(e), code="render.fetch_refused") from e
+            _css = (css, font_config)
+        return _css
+
+
 def _as_datetime(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
@@ -158,7 +203,8 @@ def render_pdf(view: DocumentView, credential: bytes) -> bytes:
         raise InvalidInputError("the credential is too large to attach", code="input.too_large")
     require_fonts()
     check_coverage(view.text())
-    html = render_html(view)
+    html = render_html(view, link_stylesheet=False)
+    stylesheet, font_config = document_stylesheet()
     fetcher = TemplateFetcher()
     stamp = _as_datetime(view.issued_on)
     attachment = weasyprint.Attachment(
@@ -175,6 +221,8 @@ def render_pdf(view: DocumentView, credential: bytes) -> bytes:
     )
     try:
         pdf: bytes = document.write_pdf(
+            stylesheets=[stylesheet],
+            font_config=font_config,
             pdf_variant="pdf/a-3b",
             attachments=[attachment],
             finisher=_finisher,

@@ -25,12 +25,13 @@ from pypdf import PdfReader
 from creditbank.errors import ConfigurationError, InvalidInputError, VerificationError
 from creditbank.render.credential_view import view_from_credential
 from creditbank.render.fonts import require_fonts
-from creditbank.render.html import TEMPLATE_DIR
+from creditbank.render.html import TEMPLATE_DIR, render_html
 from creditbank.render.pdf import (
     ATTACHMENT_NAME,
     PRODUCER,
     RefusedFetch,
     TemplateFetcher,
+    document_stylesheet,
     render_pdf,
 )
 from creditbank.render.pdfsign import (
@@ -424,3 +425,45 @@ def test_a_changed_certificate_copy_in_the_signature_is_not_trusted(
     with pytest.raises(VerificationError) as e:
         verify_pdf_signature(changed, [identity[0]])
     assert e.value.code == "pdf.untrusted"
+
+
+# -- speed without change: the parsed stylesheet and the reserved signature space --------------
+def test_the_stylesheet_parsed_once_lays_out_as_the_linked_one(
+    docs: dict[str, Doc], tmp_path: Path
+) -> None:
+    # render_pdf hands WeasyPrint base.css parsed once per process; WeasyPrint following the
+    # page's own <link> must give the same pixels
+    cred = certificate_credential("L12", 0)
+    linked = weasyprint.HTML(
+        string=render_html(view_of(cred)),
+        base_url=TEMPLATE_DIR.as_uri() + "/",
+        url_fetcher=TemplateFetcher(),
+    ).write_pdf()
+    assert 'href="base.css"' not in render_html(view_of(cred), link_stylesheet=False)
+    assert document_stylesheet() is document_stylesheet()
+    pages = {}
+    for tag, pdf in (("linked", linked), ("parsed-once", docs["certificate"].unsigned)):
+        path = tmp_path / f"{tag}.pdf"
+        path.write_bytes(pdf)
+        run("pdftoppm", "-r", "60", "-png", path, tmp_path / tag)
+        pages[tag] = [p.read_bytes() for p in sorted(tmp_path.glob(f"{tag}-*.png"))]
+    assert len(pages["linked"]) == 1
+    assert pages["linked"] == pages["parsed-once"]
+
+
+def test_later_signatures_reuse_the_space_estimated_for_the_first(
+    identity: tuple[bytes, bytes, bytes], docs: dict[str, Doc]
+) -> None:
+    ca, cert, key = identity
+    fresh = load_document_signer(cert, key, [ca])
+    unsigned = docs["certificate"].unsigned
+    first = sign_pdf(unsigned, fresh)  # pyHanko estimates the space (a dummy CMS)
+    assert len(fresh._reserved) == 1
+    second = sign_pdf(unsigned, fresh)  # reuses it
+    assert len(fresh._reserved) == 1
+    for signed in (first, second):
+        m = re.search(rb"/ByteRange \[0 (\d+) (\d+) \d+\]", signed[len(unsigned) :])
+        assert m is not None
+        assert int(m[2]) - int(m[1]) - 2 == fresh._reserved[0]
+        report = verify_pdf_signature(signed, [ca])
+        assert (report.intact, report.valid, report.trusted, report.whole_file) == (True,) * 4
