@@ -310,7 +310,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
             verifier = getattr(app.state, "verifier", None)
             if verifier is not None:  # /v/{code} counts buffered in memory are written now
                 try:
-                    await run_in_threadpool(verifier.close)
+                    await verifier.aclose()
                 except CreditBankError:  # kept in memory; the exit handler tries once more
                     log.warning("verification counts not written at shutdown", exc_info=True)
             await reads.aclose()

@@ -33,6 +33,7 @@ request. Each phase is timed (:attr:`VerificationReport.timings`).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import hashlib
 import hmac
@@ -72,7 +73,11 @@ from creditbank.storage import documents_repo as repo
 from creditbank.storage import ledger_repo
 from creditbank.storage.engine import UNAVAILABLE
 from creditbank.storage.tables import documents_t
-from creditbank.storage.verify_reads import VerifyReads, add_verification_counts
+from creditbank.storage.verify_reads import (
+    AsyncVerifyReads,
+    VerifyReads,
+    add_verification_counts,
+)
 
 _log = logging.getLogger(__name__)
 #: what a driver-level read raises when the database is unavailable
@@ -707,6 +712,7 @@ class Verifier:
         self._log_key: VerifierKey = parse_verifier_key(bank.verifier_key)
         self._did: dict[str, Any] | None = None
         self._reads: VerifyReads | None = None
+        self._areads: AsyncVerifyReads | None = None
         #: verification counts of the serving path, written at most once a second
         self.counts = CountBuffer(bank, interval=count_flush_s)
 
@@ -969,6 +975,66 @@ class Verifier:
         if state == "valid":
             self.counts.add(wanted, format_time(now))
         return self._code_report(code, row if found else None, state, doc, causes, timer)
+
+    async def aby_code_fast(self, text: str) -> VerificationReport | None:
+        """:meth:`by_code_fast` for an event loop: on PostgreSQL the code's row and its
+        document's status causes come in one awaited round trip (the loop serves other
+        requests meanwhile); on SQLite (a local file, no network wait) the synchronous reads.
+
+        Returns:
+            The report, or None when the document is not cached yet (nothing was counted):
+            call ``by_code_fast(text, cold=True)`` in a worker thread then.
+
+        Raises:
+            InvalidInputError: ``code.malformed`` when ``text`` is not a verification code.
+            StorageError: if the database is unavailable.
+            ConfigurationError: if the bank's public base URL is not usable for its DID.
+        """
+        areads = self._async_reads()
+        if areads is None:
+            return self.by_code_fast(text)
+        timer = PhaseTimer()
+        doc: Any = None
+        with timer("code"):
+            code = normalize_code(text)
+            wanted = hash_code(code)
+            now = self.bank.clock.now()
+            try:
+                row, causes = await areads.code_and_causes(wanted)
+            except _FAST_ERRORS as e:
+                raise StorageError(f"the bank's database is unavailable: {e}") from e
+            found = row is not None and hmac.compare_digest(row.code_hash, wanted)
+            state = code_state(row, now) if found else None
+            if state == "valid" and row is not None:
+                doc = self._docs.get(row.doc_id)
+                if doc is None or not self._is_warm(doc):
+                    return None
+        if state == "valid":
+            self.counts.add(wanted, format_time(now))
+        return self._code_report(
+            code, row if found else None, state, doc, causes if doc is not None else [], timer
+        )
+
+    def _async_reads(self) -> AsyncVerifyReads | None:
+        if self.bank.engine.dialect.name != "postgresql":
+            return None
+        reads = self._areads
+        if reads is None:
+            with self._lock:
+                if self._areads is None:
+                    self._areads = AsyncVerifyReads(self.bank.engine)
+                reads = self._areads
+        return reads
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and the asyncio connections of the running loop.
+
+        Raises:
+            StorageError: if the counts cannot be written (they are kept for a retry).
+        """
+        if self._areads is not None:
+            await self._areads.close()
+        await asyncio.to_thread(self.close)
 
     def _is_warm(self, doc: Any) -> bool:
         """True when ``doc``'s immutable checks are cached (for the current registry)."""

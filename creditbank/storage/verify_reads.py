@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import psycopg
 from sqlalchemy import Engine, case, or_
 from sqlalchemy.engine import Connection
 
 from creditbank.storage import documents_repo as repo
-from creditbank.storage.fast_reads import FastReads
+from creditbank.storage.fast_reads import AsyncFastReads, FastReads
 from creditbank.storage.tables import share_codes_t
 
 
@@ -74,26 +75,75 @@ class VerifyReads(FastReads):
         with self._cursor() as cur:
             cur.execute(self._sql_causes, self._causes_params(doc_id))
             rows = cur.fetchall()
-        # the columns: doc_id, status_list, status_index, what, at, reason, entry_idx, detail
-        causes = [
-            repo.StatusCause(
-                str(r[3]),
-                str(r[4]),
-                str(r[5]),
-                None if r[6] is None else int(r[6]),
-                None if r[7] is None else str(r[7]),
-            )
-            for r in rows
-        ]
+        causes = [_cause_of(r) for r in rows]
         causes.sort(key=lambda c: (c.at, c.what))
         return causes
 
 
+def _cause_of(r: Sequence[Any]) -> repo.StatusCause:
+    # the columns: doc_id, status_list, status_index, what, at, reason, entry_idx, detail
+    return repo.StatusCause(
+        str(r[3]),
+        str(r[4]),
+        str(r[5]),
+        None if r[6] is None else int(r[6]),
+        None if r[7] is None else str(r[7]),
+    )
+
+
+class AsyncVerifyReads(AsyncFastReads):
+    """PostgreSQL: a code's row and its document's status causes in ONE round trip (two
+    statements in a psycopg pipeline, the second naming the document through the code), on
+    the asyncio connections of :class:`~creditbank.storage.fast_reads.AsyncFastReads`: the
+    event loop serves other requests while the database answers."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        compiled = repo._ONE_DOCUMENT_CAUSES.compile(dialect=engine.dialect)
+        expanded = compiled.construct_expanded_state({"doc_id": ""})
+        if compiled.positional or "%(doc_id)s" not in expanded.statement:
+            raise ValueError("AsyncVerifyReads expects psycopg's named parameters")
+        self._sql_causes = expanded.statement.replace(
+            "%(doc_id)s", "(SELECT doc_id FROM share_codes WHERE code_hash = %(code_hash)s)"
+        )
+        self._causes_fixed = {k: v for k, v in expanded.parameters.items() if k != "doc_id"}
+        self._sql_code = _CODE_SQL + "%(code_hash)s"
+
+    async def code_and_causes(
+        self, code_hash: bytes
+    ) -> tuple[CodeRow | None, list[repo.StatusCause]]:
+        """The code stored under ``code_hash`` (None if none) and the status causes of the
+        document it names (empty without a code)."""
+        async with self._bind():
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            try:
+                code_cur, causes_cur = conn.cursor(), conn.cursor()
+                async with conn.pipeline():
+                    await code_cur.execute(self._sql_code, {"code_hash": code_hash})
+                    await causes_cur.execute(
+                        self._sql_causes, dict(self._causes_fixed, code_hash=code_hash)
+                    )
+                row = await code_cur.fetchone()
+                rows = await causes_cur.fetchall()
+            except BaseException:
+                await conn.close()
+                raise
+            self._idle.append(conn)
+        if row is None:
+            return None, []
+        causes = [_cause_of(r) for r in rows]
+        causes.sort(key=lambda c: (c.at, c.what))
+        return CodeRow(bytes(row[0]), str(row[1]), str(row[2]), row[3]), causes
+
+
 def add_verification_counts(conn: Connection, counts: Mapping[bytes, tuple[int, str]]) -> None:
     """Add ``n`` verifications to each code (``code_hash -> (n, last_at)``); a code's
-    ``last_verified_at`` only moves forward (another worker may have flushed a later one)."""
+    ``last_verified_at`` only moves forward (another worker may have flushed a later one).
+    Rows are updated in the order of their hash, so two workers' flushes never deadlock."""
     s = share_codes_t
-    for code_hash, (n, at) in counts.items():
+    for code_hash, (n, at) in sorted(counts.items()):
         conn.execute(
             s.update()
             .where(s.c.code_hash == code_hash)
@@ -107,4 +157,4 @@ def add_verification_counts(conn: Connection, counts: Mapping[bytes, tuple[int, 
         )
 
 
-__all__: Sequence[str] = ["CodeRow", "VerifyReads", "add_verification_counts"]
+__all__: Sequence[str] = ["AsyncVerifyReads", "CodeRow", "VerifyReads", "add_verification_counts"]

@@ -447,7 +447,7 @@ async def verify_code_page(code: str, request: Request) -> Response:
     verifier = get_verifier(request)
     text = code[:64] if len(code) > 64 else code
     try:
-        report = verifier.by_code_fast(text)
+        report = await verifier.aby_code_fast(text)
         if report is None:  # the document's first request: its checks take tens of ms
             report = await run_in_threadpool(_by_code_cold, verifier, text)
     except InvalidInputError:
