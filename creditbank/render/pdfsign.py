@@ -21,9 +21,11 @@ pyHanko and asn1crypto exceptions never leave this module: a file that is not a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -237,6 +239,11 @@ def load_document_signer(
 ) -> DocumentSigner:
     """Load the document certificate, its private key and the chain up to the root.
 
+    The same material gives the same :class:`DocumentSigner` for the life of the process (at
+    most :data:`_SIGNERS_KEPT` are kept), so a caller that loads the identity for every
+    document (the issuance service does) keeps what the signer learnt: the signature space
+    estimated once (:func:`sign_pdf`).
+
     Args:
         cert_pem: the document-signing certificate (PEM or DER).
         key_pem: its private key (PKCS#8 PEM or DER; ECDSA or RSA).
@@ -250,6 +257,30 @@ def load_document_signer(
         ConfigurationError: ``render.certificate`` when a certificate or the key cannot be read,
             or the key does not belong to the certificate.
     """
+    digest = hashlib.sha256()
+    for part in (cert_pem, key_pem, *chain_pem, password or b""):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    fingerprint = digest.digest()
+    with _signers_lock:
+        known = _signers.get(fingerprint)
+    if known is not None:
+        return known
+    loaded = _load_document_signer(cert_pem, key_pem, chain_pem, password)
+    with _signers_lock:
+        if len(_signers) >= _SIGNERS_KEPT:
+            _signers.pop(next(iter(_signers)))
+        return _signers.setdefault(fingerprint, loaded)
+
+
+#: distinct signing identities kept loaded per process
+_SIGNERS_KEPT: Final = 8
+_signers_lock = threading.Lock()
+_signers: dict[bytes, DocumentSigner] = {}
+
+
+def _load_document_signer(
+    cert_pem: bytes, key_pem: bytes, chain_pem: Sequence[bytes], password: bytes | None
+) -> DocumentSigner:
     cert = _certificates(cert_pem)[0]
     try:
         private = (

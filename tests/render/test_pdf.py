@@ -6,6 +6,7 @@ every page are kept in ``tests/artifacts/render/`` to be looked at.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import shutil
@@ -455,7 +456,10 @@ def test_later_signatures_reuse_the_space_estimated_for_the_first(
     identity: tuple[bytes, bytes, bytes], docs: dict[str, Doc]
 ) -> None:
     ca, cert, key = identity
-    fresh = load_document_signer(cert, key, [ca])
+    # the same material loads the same signer, so what it learnt is kept across loads
+    assert load_document_signer(cert, key, [ca]) is load_document_signer(cert, key, [ca])
+    assert load_document_signer(cert, key, [ca, ca]) is not load_document_signer(cert, key, [ca])
+    fresh = dataclasses.replace(load_document_signer(cert, key, [ca]), _reserved=[])
     unsigned = docs["certificate"].unsigned
     first = sign_pdf(unsigned, fresh)  # pyHanko estimates the space (a dummy CMS)
     assert len(fresh._reserved) == 1
