@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -413,8 +413,26 @@ def _render(
                 None if report.code is None else report.code.expires_at,
                 tuple((r.what, r.detail, r.at, r.reason) for r in report.revocations),
             )  # fmt: skip
+        page_key = None
+        if doc_key is not None and not extra and "lang" not in request.query_params:
+            # the whole page is a function of these (and of the site's fixed static URLs)
+            page_key = ("page", request.url.path, request.url.query, report.status,
+                        checks_key, doc_key)  # fmt: skip
+            hit = _FRAGMENTS.get(page_key)
+            if hit is not None:
+                return _html_page(str(hit), status)
         values["checks_html"] = _fragment(site, "verify_checks.html.j2", checks_key, full)
         values["document_html"] = _fragment(site, "verify_document.html.j2", doc_key, full)
+        if page_key is not None:
+            response = site.render(
+                request, "verify_result.html.j2", status=status, title_key="v.title",
+                malformed=False, upload=False, **values,
+            )  # fmt: skip
+            with _FRAGMENTS_LOCK:
+                if len(_FRAGMENTS) >= MAX_FRAGMENTS:
+                    _FRAGMENTS.clear()
+                _FRAGMENTS[page_key] = Markup(bytes(response.body).decode())  # noqa: S704 - rendered page
+            return response
     values.update(extra)
     return site.render(
         request,
@@ -425,6 +443,15 @@ def _render(
         upload=values.pop("upload", False),
         **values,
     )
+
+
+def _html_page(html: str, status: int) -> Response:
+    """A remembered page, with the headers :meth:`Site.render` gives (no language cookie:
+    pages answering ``?lang=`` are never remembered)."""
+    response = HTMLResponse(html, status_code=status)
+    response.headers["Vary"] = "Accept, Accept-Language, Cookie"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 # -- routes ------------------------------------------------------------------------------------

@@ -123,8 +123,16 @@ def test_fast_path_reads_no_sqlalchemy_once_warm_and_matches_the_general_path(
 def test_a_revocation_shows_on_the_next_page_view(world: World) -> None:
     code = world.issued["L03"].display_code
     with TestClient(create_app(world.bank.settings, bank=world.bank)) as client:
-        for _ in range(3):  # warm: the document's checks and rendered section are cached
-            assert verdict_of(client.get(f"/v/{code}", headers=HTML).text) == "VALID"
+        pages = [client.get(f"/v/{code}", headers=HTML) for _ in range(3)]  # then remembered
+        assert [verdict_of(p.text) for p in pages] == ["VALID"] * 3
+        assert pages[1].text == pages[2].text == pages[0].text
+        assert pages[2].headers["vary"] == "Accept, Accept-Language, Cookie"
+        english = client.get(f"/v/{code}?lang=en", headers=HTML)  # never from the page cache
+        assert "lang=en" in english.headers.get("set-cookie", "")
+        assert 'class="verdict-token"' not in english.text
+        assert '<html lang="zh' in pages[2].text
+        assert '<html lang="en' in client.get(f"/v/{code}", headers=HTML).text  # the cookie
+        client.cookies.clear()
         world.revoke_record("L03", reason="entered for the wrong learner")
         page = client.get(f"/v/{code}", headers=HTML)
         assert verdict_of(page.text) == "REVOKED"
