@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
-from sqlalchemy import Engine, case, or_
+from sqlalchemy import Engine, bindparam, case, or_
 from sqlalchemy.engine import Connection
 
 from creditbank.storage import documents_repo as repo
@@ -138,23 +138,33 @@ class AsyncVerifyReads(AsyncFastReads):
         return CodeRow(bytes(row[0]), str(row[1]), str(row[2]), row[3]), causes
 
 
+_ADD_COUNTS: Final = (
+    share_codes_t.update()
+    .where(share_codes_t.c.code_hash == bindparam("h"))
+    .values(
+        verify_count=share_codes_t.c.verify_count + bindparam("n"),
+        last_verified_at=case(
+            (
+                or_(
+                    share_codes_t.c.last_verified_at.is_(None),
+                    share_codes_t.c.last_verified_at < bindparam("at"),
+                ),
+                bindparam("at"),
+            ),
+            else_=share_codes_t.c.last_verified_at,
+        ),
+    )
+)
+
+
 def add_verification_counts(conn: Connection, counts: Mapping[bytes, tuple[int, str]]) -> None:
     """Add ``n`` verifications to each code (``code_hash -> (n, last_at)``); a code's
     ``last_verified_at`` only moves forward (another worker may have flushed a later one).
-    Rows are updated in the order of their hash, so two workers' flushes never deadlock."""
-    s = share_codes_t
-    for code_hash, (n, at) in sorted(counts.items()):
-        conn.execute(
-            s.update()
-            .where(s.c.code_hash == code_hash)
-            .values(
-                verify_count=s.c.verify_count + n,
-                last_verified_at=case(
-                    (or_(s.c.last_verified_at.is_(None), s.c.last_verified_at < at), at),
-                    else_=s.c.last_verified_at,
-                ),
-            )
-        )
+    One statement executed for many rows (psycopg pipelines them); rows are updated in the
+    order of their hash, so two workers' flushes never deadlock."""
+    if counts:
+        rows = [{"h": h, "n": n, "at": at} for h, (n, at) in sorted(counts.items())]
+        conn.execute(_ADD_COUNTS, rows)
 
 
 __all__: Sequence[str] = ["AsyncVerifyReads", "CodeRow", "VerifyReads", "add_verification_counts"]
