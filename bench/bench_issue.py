@@ -4,7 +4,7 @@ re-download of the stored PDF, each beside its naive baseline measured in the sa
     .venv/bin/python bench/bench_issue.py [--runs 7] [--batch 12]
 
 What is measured (a fresh SQLite home, one institution, two learners whose transcripts are
-16 and 60 course records; the page counts are printed):
+16, 32 and 60 course records; the page counts are printed):
 
 * **issue, warm process**: :func:`creditbank.service.issuance.issue_transcript` end to end
   (gather records with proofs, status bit, credential build + eddsa-jcs-2022 proof, view,
@@ -121,11 +121,12 @@ def main() -> None:
         )  # fmt: skip
         small = _learner(bank, signer, "110105198001010016", 16, "S")
         large = _learner(bank, signer, "110105198001010024", 60, "L")
-        run(bank, small, large, args.runs, args.batch)
+        middle = _learner(bank, signer, "110105198001010032", 32, "M")
+        run(bank, small, large, args.runs, args.batch, middle)
         bank.close()
 
 
-def run(bank: Bank, small: str, large: str, runs: int, batch: int) -> None:
+def run(bank: Bank, small: str, large: str, runs: int, batch: int, middle: str) -> None:
     from starlette.testclient import TestClient
 
     from creditbank.api.app import create_app
@@ -146,7 +147,7 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int) -> None:
     now = bank.clock.now()
     ident = load_document_identity(bank.settings)
     base = str(Path(issuance.__file__).resolve().parents[1] / "templates" / "certificates")
-    for label, learner in (("16-record", small), ("60-record", large)):
+    for label, learner in (("16-record", small), ("32-record", middle), ("60-record", large)):
         t_issue, c_issue, got = _median_cpu(
             lambda lr=learner: issuance.issue_transcript(bank, lr, render=render), runs
         )
