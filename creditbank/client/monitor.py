@@ -52,18 +52,24 @@ from creditbank.core.entries import (
     REGISTRY_TYPES,
     Entry,
     parse_entry,
-    parse_time,
     verify_entry_signature,
 )
 from creditbank.core.registry import Registry
 from creditbank.core.signing import b64decode, b64encode, parse_verifier_key
+from creditbank.core.watch import (
+    Alert,
+    change_about,
+    check_claim,
+    check_signature,
+    claims_institution,
+    institution_summary,
+    key_lines,
+)
 from creditbank.errors import (
     AuthError,
     ConfigurationError,
     CreditBankError,
     InvalidInputError,
-    RevokedError,
-    UnknownKeyError,
 )
 
 STATE_FORMAT: Final = "creditbank-monitor-state"
@@ -86,28 +92,6 @@ class MonitorError(CreditBankError):
 
     code = "monitor.failed"
     title = "Monitoring failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """Something the institution must look at. ``index`` names the entry; checkpoint-level
-    alerts name the checkpoint ``size`` instead."""
-
-    code: str
-    detail: str
-    index: int | None = None
-    size: int | None = None
-
-    @property
-    def where(self) -> str:
-        if self.index is not None:
-            return f"index {self.index}"
-        if self.size is not None:
-            return f"checkpoint {self.size}"
-        return "log"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "size": self.size, "code": self.code, "detail": self.detail}
 
 
 @dataclass(slots=True)
@@ -576,7 +560,7 @@ class Monitor:
         try:
             public = self.registry.authorize(e)
             verify_entry_signature(e, public)
-            before = _institution_summary(self.registry, self.institution)
+            before = institution_summary(self.registry, self.institution)
             self.registry.apply(e)
         except CreditBankError as err:
             self._alert(
@@ -587,7 +571,7 @@ class Monitor:
             return
         self.registry_raws.append((index, got))
         self.report.registry_entries += 1
-        change = _change_about(e, self.institution)
+        change = change_about(e, self.institution)
         if change is None:
             return
         if self.report.first_run:
@@ -614,50 +598,19 @@ class Monitor:
     # -- entries in the institution's name -------------------------------------------------
     def _claim(self, index: int, envelope: Mapping[str, Any], leaf: bytes) -> _Claim | None:
         """Check an entry listed in the institution's name against the registry."""
-        issuer, key_id = str(envelope.get("issuer")), str(envelope.get("key_id"))
-        kind = envelope.get("type")
-        me = self.institution
-        try:
-            at = parse_time(str(envelope.get("at")))
-        except InvalidInputError:
-            self._alert(
-                "entry.malformed", f"entry {index} in {me}'s name has no valid time", index=index
-            )
+        public, alert = check_claim(
+            self.registry,
+            self.institution,
+            index,
+            envelope.get("type"),
+            str(envelope.get("issuer")),
+            str(envelope.get("key_id")),
+            str(envelope.get("at")),
+        )
+        if alert is not None:
+            self.report.alerts.append(alert)
             return None
-        if self.registry is None:
-            self._alert(
-                "entry.unknown_key",
-                f"{kind} entry {index} claims {me} but precedes the bank's registry",
-                index=index,
-            )
-            return None
-        try:
-            public = self.registry.key_for(issuer, key_id, at)
-        except UnknownKeyError:
-            self._alert(
-                "entry.unknown_key",
-                f"{kind} entry {index} claims {me} (issuer {issuer}) but is signed with key "
-                f"{key_id}, which {issuer} had not registered at {envelope.get('at')}",
-                index=index,
-            )
-            return None
-        except RevokedError as err:
-            self._alert(
-                "entry.revoked_key",
-                f"{kind} entry {index} claims {me} but is signed with a revoked key: {err}",
-                index=index,
-            )
-            return None
-        if issuer != me:
-            inst = self.registry.institutions.get(me)
-            if inst is None or inst.custodian != issuer:
-                self._alert(
-                    "entry.not_custodian",
-                    f"{kind} entry {index} was posted on behalf of {me} by {issuer}, which is "
-                    f"not {me}'s registered custodian",
-                    index=index,
-                )
-                return None
+        assert public is not None  # noqa: S101 - no alert: a key
         return _Claim(index, envelope, public, leaf)
 
     def _verify_batch(self, claims: Sequence[_Claim]) -> list[list[Alert]]:
@@ -692,16 +645,8 @@ class Monitor:
         mismatch = self._envelope_mismatch(i, claim.envelope, e)
         if mismatch is not None:
             return [mismatch]
-        try:
-            verify_entry_signature(e, claim.public)
-        except CreditBankError as err:
-            return [Alert(
-                "entry.signature",
-                f"{e.type} entry {i} claims {self.institution} but its signature does not "
-                f"verify with {e.issuer}'s registered key {e.key_id}: {err}",
-                i,
-            )]  # fmt: skip
-        return []
+        bad = check_signature(e, claim.public, i, self.institution)
+        return [bad] if bad is not None else []
 
     # -- run -------------------------------------------------------------------------------
     def run(self) -> tuple[MonitorReport, MonitorState | None]:
@@ -784,7 +729,7 @@ class Monitor:
         self._verify(claims)
         rep.alerts.sort(key=lambda a: (a.index is None, a.index or 0, a.code))
         rep.size_after = cp.size
-        rep.keys = _key_lines(self.registry, self.institution)
+        rep.keys = key_lines(self.registry, self.institution)
         state = MonitorState(
             institution=self.institution,
             url=self.url,
@@ -827,8 +772,7 @@ class Monitor:
                 if kind in REGISTRY_TYPES:
                     self._registry_entry(i, env, leaf)
                     continue
-                owner = env.get("on_behalf_of") or env.get("issuer")
-                if env.get("issuer") != me and owner != me:
+                if not claims_institution(env.get("issuer"), env.get("on_behalf_of"), me):
                     continue
                 self.report.claimed += 1
                 claim = self._claim(i, env, leaf)
@@ -867,51 +811,6 @@ class Monitor:
 def _fmt(values: Sequence[Any]) -> str:
     names = ("type", "issuer", "key_id", "at", "on_behalf_of")
     return ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True) if v is not None)
-
-
-def _change_about(e: Entry, me: str) -> str | None:
-    """A registry entry's change for ``me`` in words, or None if it is not about ``me``."""
-    body = e.body
-    iid = body.get("institution_id")
-    if e.type == "institution.closed" and body.get("custodian") == me and iid != me:
-        return f"{me} was named custodian of {iid} (closed on {body.get('closed_on')})"
-    if iid != me:
-        return None
-    if e.type == "institution.registered":
-        keys = ", ".join(str(k.get("key_id")) for k in body.get("keys", []) if isinstance(k, dict))
-        return f"{me} registered with key(s) {keys}"
-    if e.type == "institution.key_added":
-        return f"key {body.get('key_id')} added to {me}"
-    if e.type == "institution.key_revoked":
-        return (
-            f"key {body.get('key_id')} of {me} revoked from {body.get('effective_at')} "
-            f"({body.get('reason')})"
-        )
-    if e.type == "institution.closed":
-        return f"{me} closed on {body.get('closed_on')}; custodian {body.get('custodian')}"
-    return f"{e.type} about {me}"
-
-
-def _institution_summary(registry: Registry, me: str) -> str:
-    inst = registry.institutions.get(me)
-    if inst is None:
-        return "not registered"
-    lines = _key_lines(registry, me)
-    return "; ".join(lines) if lines else "no keys"
-
-
-def _key_lines(registry: Registry | None, me: str) -> list[str]:
-    """The institution's keys and their validity, for the report."""
-    inst = registry.institutions.get(me) if registry else None
-    if inst is None:
-        return []
-    out = []
-    for ks in inst.keys.values():
-        until = f" until {ks.revoked_at.isoformat()}" if ks.revoked_at else ""
-        out.append(f"key {ks.key_id} valid from {ks.added_at.isoformat()}{until}")
-    if inst.closed_on is not None:
-        out.append(f"closed on {inst.closed_on.isoformat()}; custodian {inst.custodian}")
-    return out
 
 
 def _client(url: str, transport: httpx.BaseTransport | None) -> httpx.Client:
