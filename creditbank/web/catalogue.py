@@ -122,4 +122,29 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     },
     "error.other.title": {"zh": "出错了", "en": "Error"},
     "error.other.text": {"zh": "请求未能完成。", "en": "The request could not be completed."},
+    # -- institution console: log watch (the checks of ``creditbank monitor``) ---------------
+    "watch.title": {"zh": "账本监视", "en": "Log watch"},
+    "watch.intro": {
+        "zh": "与 creditbank monitor 相同的检查，在银行保存的账本上为本机构运行：以本机构名义的条目"
+        "是否由其当时有效的登记密钥签名、关于本机构的登记变更、已发布检查点的签名与一致性。",
+        "en": "The checks of creditbank monitor, run for us over the log the bank stores: "
+        "entries in our name signed by one of our keys valid at their time, registry changes "
+        "about us, and the signatures and consistency of the published checkpoints.",
+    },
+    "watch.independent": {
+        "zh": "这里信任银行自己的数据库；独立核查请在本机构运行 creditbank monitor。",
+        "en": "This view trusts the bank's own database; for an independent check run "
+        "creditbank monitor at the institution.",
+    },
+    "watch.no_alerts": {"zh": "没有警报。", "en": "No alerts."},
+    "watch.alerts": {"zh": "警报：{n} 条", "en": "Alerts: {n}"},
+    "watch.summary": {
+        "zh": "账本 {size} 条；以本机构名义 {claimed} 条，其中 {verified} 条签名已核验；"
+        "检查点 {checkpoints} 个。",
+        "en": "Log of {size} entries; {claimed} in our name, {verified} of them with a "
+        "verified signature; {checkpoints} checkpoints.",
+    },
+    "watch.where_index": {"zh": "条目 #{n}", "en": "entry #{n}"},
+    "watch.where_checkpoint": {"zh": "检查点 {n}", "en": "checkpoint {n}"},
+    "watch.baseline": {"zh": "登记（基线）", "en": "Registration (baseline)"},
 }

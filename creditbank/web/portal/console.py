@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from creditbank.errors import CreditBankError, InvalidInputError
-from creditbank.service import console
+from creditbank.service import console, watch
 from creditbank.service.accounts import Account
 from creditbank.web.portal.common import (
     CsrfDep,
@@ -187,6 +187,14 @@ async def log_page(request: Request, account: OperatorDep) -> Response:
     got = await run_in_threadpool(
         lambda: console.institution_log(get_bank(request), iid, before=before)
     )
+    # the log watch (``creditbank monitor``'s checks over the stored log) on the first page
+    report = (
+        None
+        if before is not None
+        else await run_in_threadpool(watch.watch_institution, get_bank(request), iid)
+    )
     return render(
-        request, "console_log.html.j2", {"institution": _institution_view(request, iid), "log": got}
+        request,
+        "console_log.html.j2",
+        {"institution": _institution_view(request, iid), "log": got, "watch": report},
     )
