@@ -65,7 +65,8 @@ class Api:
 
 @pytest.fixture
 def api(settings_factory: Callable[..., Settings]) -> Iterator[Api]:
-    bank = init_home(settings_factory(), clock=FixedClock(T_IMPORT))
+    # the learner write limit is tested in test_integrity_api.py; here it stays out of the way
+    bank = init_home(settings_factory(learner_write_burst=1000), clock=FixedClock(T_IMPORT))
     try:
         report = import_dataset(bank, SAMPLE)
         with TestClient(create_app(bank.settings, bank=bank)) as client:

@@ -238,7 +238,20 @@ def test_log_publish_signs_the_head(cli: Callable[..., Result], log: Bank) -> No
 
 
 # -- audit -------------------------------------------------------------------------------------
+def _project(bank: Bank) -> None:
+    """The ``log`` fixture appends in ledger-only mode; the CLI audits as the product does
+    (projections included), so write the projections the log implies first (ADR 0007)."""
+    from creditbank.service.projection import rebuild_projections
+
+    product = open_bank(bank.settings)
+    try:
+        rebuild_projections(product)
+    finally:
+        product.close()
+
+
 def test_audit_ok(cli: Callable[..., Result], log: Bank) -> None:
+    _project(log)
     res = cli("audit")
     assert res.code == 0, res.err
     assert res.out.startswith("audited 15 entries and 4 checkpoints: OK")
@@ -264,6 +277,7 @@ def _tamper_entry(bank: Bank, index: int) -> None:
 
 
 def test_audit_names_the_first_bad_index(cli: Callable[..., Result], log: Bank) -> None:
+    _project(log)
     _tamper_entry(log, 9)
     res = cli("audit")
     assert res.code == 1
