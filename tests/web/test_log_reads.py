@@ -7,7 +7,9 @@ import asyncio
 import shutil
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Institution
@@ -17,6 +19,17 @@ from creditbank.errors import CreditBankError
 from creditbank.service import log_reads
 from creditbank.service.bank import Bank
 from creditbank.service.log_reads import LogReads
+
+
+def run_in_own_loop(make: Callable[[], Any]) -> None:
+    """Run a coroutine in a fresh event loop on its own thread.
+
+    A session-scoped Playwright browser (tests/browser_fixtures.py) keeps an event loop
+    running in the main thread of a worker that also ran page tests, where ``asyncio.run``
+    refuses to start.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(make())).result()
 
 
 @pytest.mark.parametrize("cache_size", [65_536, 8])  # 8: the node cache empties often
@@ -84,7 +97,7 @@ def test_event_loop_reads_match_the_ledger(bank: Bank, institution: Institution)
         finally:
             await reads.aclose()
 
-    asyncio.run(check())
+    run_in_own_loop(check)
 
 
 def test_reads_follow_the_engine_when_it_is_disposed(bank: Bank, engine_kind: str) -> None:
