@@ -290,30 +290,12 @@ class TranscriptView:
 
     def text(self) -> str:
         """Every variable string the page prints (for the font coverage check)."""
-        parts = [
-            self.holder_name,
-            self.learner_id,
-            self.credential_id,
-            self.issuer.name_zh,
-            self.issuer.name_en,
-            self.verification.code,
-            self.verification.url,
-        ]
+        parts = _header_text(self)
         for s in self.sections:
-            h = s.institution
-            parts += [h.name_zh, h.name_en, h.custodian_zh or "", h.custodian_en or ""]
+            parts += _institution_text(s.institution)
             for g in s.groups:
                 for r in g.rows:
-                    parts += [
-                        r.title_zh,
-                        r.title_en,
-                        r.subtitle_zh,
-                        r.subtitle_en,
-                        r.state_note_zh,
-                        r.state_note_en,
-                        r.name_on_record or "",
-                    ]
-                    parts += [f.value for f in r.facts]
+                    parts += _row_text(r)
         for c in self.conversions:
             parts += [
                 c.program_zh,
@@ -396,29 +378,11 @@ class CertificateView:
 
     def text(self) -> str:
         """Every variable string the page prints (for the font coverage check)."""
-        parts = [
-            self.holder_name,
-            self.learner_id,
-            self.credential_id,
-            self.issuer.name_zh,
-            self.issuer.name_en,
-            self.verification.code,
-            self.verification.url,
-        ]
+        parts = _header_text(self)
         if self.institution is not None:
-            h = self.institution
-            parts += [h.name_zh, h.name_en, h.custodian_zh or "", h.custodian_en or ""]
+            parts += _institution_text(self.institution)
         if self.record is not None:
-            r = self.record
-            parts += [
-                r.title_zh,
-                r.title_en,
-                r.subtitle_zh,
-                r.subtitle_en,
-                r.state_note_zh,
-                r.state_note_en,
-                r.name_on_record or "",
-            ] + [f.value for f in r.facts]
+            parts += _row_text(self.record)
         if self.conversion is not None:
             c = self.conversion
             parts += [
@@ -442,3 +406,35 @@ class CertificateView:
 
 
 DocumentView = TranscriptView | CertificateView
+
+
+def _header_text(view: DocumentView) -> list[str]:
+    """The strings every document prints in its header and verification block."""
+    return [
+        view.holder_name,
+        view.learner_id,
+        view.credential_id,
+        view.issuer.name_zh,
+        view.issuer.name_en,
+        view.verification.code,
+        view.verification.url,
+    ]
+
+
+def _institution_text(h: InstitutionHeading) -> list[str]:
+    """The strings an institution heading prints."""
+    return [h.name_zh, h.name_en, h.custodian_zh or "", h.custodian_en or ""]
+
+
+def _row_text(r: RecordRow) -> list[str]:
+    """The strings a record row prints."""
+    return [
+        r.title_zh,
+        r.title_en,
+        r.subtitle_zh,
+        r.subtitle_en,
+        r.state_note_zh,
+        r.state_note_en,
+        r.name_on_record or "",
+        *(f.value for f in r.facts),
+    ]
