@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from sqlalchemy import BigInteger, String, and_, bindparam, cast, func, literal, select, union_all
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from creditbank.storage.tables import (
     conversion_voids_t,
@@ -49,11 +50,19 @@ def allocate_status_index(
         ).first()
         if row is None or int(row.next_index) >= int(row.size):
             list_id = 1 if row is None else int(row.list_id) + 1
-            conn.execute(
-                status_lists_t.insert().values(
-                    list_id=list_id, size=size, next_index=0, created_at=now
-                )
-            )
+            # FOR UPDATE locks no row when there is none (the first list) or when the new list
+            # does not exist yet: two writers can both try to create it. The loser's insert
+            # fails on the primary key once the winner commits; a savepoint keeps its
+            # transaction usable and the next round takes a bit of the winner's list.
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        status_lists_t.insert().values(
+                            list_id=list_id, size=size, next_index=0, created_at=now
+                        )
+                    )
+            except IntegrityError:
+                pass
             continue
         got = conn.execute(
             status_lists_t.update()
