@@ -122,11 +122,12 @@ def main() -> None:
         small = _learner(bank, signer, "110105198001010016", 16, "S")
         large = _learner(bank, signer, "110105198001010024", 60, "L")
         middle = _learner(bank, signer, "110105198001010032", 32, "M")
-        run(bank, small, large, args.runs, args.batch, middle)
+        huge = _learner(bank, signer, "110105198001010040", 220, "H")
+        run(bank, small, large, args.runs, args.batch, middle, huge)
         bank.close()
 
 
-def run(bank: Bank, small: str, large: str, runs: int, batch: int, middle: str) -> None:
+def run(bank: Bank, small: str, large: str, runs: int, batch: int, middle: str, huge: str) -> None:
     from starlette.testclient import TestClient
 
     from creditbank.api.app import create_app
@@ -147,7 +148,13 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int, middle: str) 
     now = bank.clock.now()
     ident = load_document_identity(bank.settings)
     base = str(Path(issuance.__file__).resolve().parents[1] / "templates" / "certificates")
-    for label, learner in (("16-record", small), ("32-record", middle), ("60-record", large)):
+    sizes = (
+        ("16-record", small),
+        ("32-record", middle),
+        ("60-record", large),
+        ("220-record", huge),
+    )
+    for label, learner in sizes:
         t_issue, c_issue, got = _median_cpu(
             lambda lr=learner: issuance.issue_transcript(bank, lr, render=render), runs
         )
@@ -182,6 +189,7 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int, middle: str) 
         t_bare, c_bare, _ = _median_cpu(bare, runs)
         pages = _pages(got.pdf)
         out[label] = t_issue
+        out[label + " pages"] = pages
         out[label + " cpu"] = c_issue
         rows.append(
             (
@@ -194,32 +202,37 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int, middle: str) 
                 f"CPU {c_api * 1000:.0f} ms",
             )
         )
-    # throughput: 2 render processes vs one by one in this process
-    t0 = time.perf_counter()
-    for _ in range(batch):
-        issuance.issue_transcript(bank, small, render=render)
-    seq = batch / (time.perf_counter() - t0)
+    # throughput: 2 render processes vs one by one in this process, for 1- and 2-page documents
     pool = issuance.open_render_pool(bank, 2)
     try:
         prend = issuance.pool_renderer(pool)
-        issuance.issue_transcript(bank, small, render=prend)
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(2) as threads:
-            list(
-                threads.map(
-                    lambda _: issuance.issue_transcript(bank, small, render=prend), range(batch)
+        for label, learner in (("16-record", small), ("32-record", middle)):
+            t0 = time.perf_counter()
+            for _ in range(batch):
+                issuance.issue_transcript(bank, learner, render=render)
+            seq = batch / (time.perf_counter() - t0)
+            issuance.issue_transcript(bank, learner, render=prend)  # both workers warm
+            issuance.issue_transcript(bank, learner, render=prend)
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(2) as threads:
+                list(
+                    threads.map(
+                        lambda _, lr=learner: issuance.issue_transcript(bank, lr, render=prend),
+                        range(batch),
+                    )
+                )
+            par = batch / (time.perf_counter() - t0)
+            out[f"{label} per s"] = par
+            rows.append(
+                (
+                    f"throughput, {batch} {label} transcripts ({out[label + ' pages']:.0f} pages)",
+                    f"{par:.2f}/s with a 2-process RenderPool; {seq:.2f}/s one by one = "
+                    f"{par / seq:.2f}x; two free cores at the measured CPU per issue: "
+                    f"{2 / out[label + ' cpu']:.2f}/s",
                 )
             )
-        par = batch / (time.perf_counter() - t0)
     finally:
         pool.close()
-    rows.append(
-        (
-            f"throughput, {batch} 16-record transcripts",
-            f"{par:.2f}/s with a 2-process RenderPool; {seq:.2f}/s one by one = {par / seq:.2f}x; "
-            f"two free cores at the measured CPU per issue: {2 / out['16-record cpu']:.2f}/s",
-        )
-    )
     # re-download: stored bytes through the app vs re-render + re-sign
     token, _ = institutions.issue_learner_token(bank, small)
     doc = issuance.list_documents(bank, small)[-1]["document_id"]
@@ -273,7 +286,9 @@ def run(bank: Bank, small: str, large: str, runs: int, batch: int, middle: str) 
         f"{'met' if out['32-record'] <= 0.6 else 'not met'} "
         f"({out['32-record']:.2f} s wall, {out['32-record cpu']:.2f} s CPU); "
         "≥ 3 transcripts/s with 2 workers: "
-        f"{'met' if par >= 3 else 'not met'} ({par:.2f}/s); re-download ≤ 20 ms: "
+        f"{'met' if min(out['16-record per s'], out['32-record per s']) >= 3 else 'not met'} "
+        f"(1 page {out['16-record per s']:.2f}/s, 2 pages {out['32-record per s']:.2f}/s); "
+        "re-download ≤ 20 ms: "
         f"{'met' if t_get <= 0.02 else 'not met'} ({t_get * 1000:.1f} ms)."
     )
     print(targets)
