@@ -57,7 +57,7 @@ from creditbank.errors import (
     TooLargeError,
     VerificationError,
 )
-from creditbank.storage.engine import UNAVAILABLE
+from creditbank.service.errors import UNAVAILABLE
 
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 

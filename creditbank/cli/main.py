@@ -47,8 +47,8 @@ from creditbank.errors import (
     VerificationError,
 )
 from creditbank.service.bank import Bank, init_home, migrate_home, open_bank
+from creditbank.service.errors import UNAVAILABLE
 from creditbank.service.keys import LOG_KEY
-from creditbank.storage.engine import UNAVAILABLE
 from creditbank.storage.token_repo import issue_token
 
 #: the uvicorn factory: the API with the pages (an import string, so that the CLI imports
