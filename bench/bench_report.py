@@ -64,7 +64,7 @@ from creditbank.core.rules import (
 from creditbank.service import conversion
 from creditbank.service.conversion import LearnerData, _decision_from_body, _learner_records
 
-SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "creditbank" / "data" / "sample"
 AS_OF = dt.date(2025, 12, 31)
 T = TypeVar("T")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
+from sample_data import SAMPLE
 
 from creditbank.config import Settings
 from creditbank.core.entries import build_entry, sign_entry
@@ -37,7 +38,6 @@ from creditbank.service.clock import FixedClock
 from creditbank.service.demo import institution_key
 from creditbank.service.importer import import_dataset
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "sample"
 #: the bank clock: after every date of the sample
 T_WORLD = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 PASSWORD = "portal-test-password"  # noqa: S105 - a test password

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sample_data import SAMPLE
+
 from creditbank.config import Settings
 from creditbank.core.entries import build_entry, sign_entry
 from creditbank.core.signing import entry_key_id
@@ -25,7 +27,6 @@ from creditbank.service.demo import institution_key
 from creditbank.service.importer import ImportReport, import_dataset
 from creditbank.service.issuance import Issued
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "sample"
 #: the instant the dataset is imported and the documents issued
 T_WORLD = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 #: the learners who get a transcript (dataset ids)

@@ -12,10 +12,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 from sqlalchemy import func, select
 
 with warnings.catch_warnings():
@@ -34,7 +34,6 @@ from creditbank.service.keys import load_key_file
 from creditbank.storage.tables import conversion_decisions_t, conversion_voids_t
 from creditbank.storage.token_repo import issue_token
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 PROBLEM = "application/problem+json"
 

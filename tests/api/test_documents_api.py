@@ -14,10 +14,10 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -37,7 +37,6 @@ from creditbank.service.importer import import_dataset
 from creditbank.storage import documents_repo
 from creditbank.storage.token_repo import issue_token
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 PROBLEM = "application/problem+json"
 

@@ -12,11 +12,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
+from sample_data import SAMPLE
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -43,7 +43,6 @@ from creditbank.service.bank import Bank, init_home
 from creditbank.service.clock import FixedClock
 from creditbank.service.importer import ImportReport, import_dataset
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 APPS = "/api/v1/me/applications"
 JSON = {"Content-Type": "application/json"}

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from records_fixtures import STRANGER, Inst, Learner, batch, commitment
+from sample_data import SAMPLE
 
 from creditbank.api.app import create_app
 from creditbank.config import Settings
@@ -36,7 +36,6 @@ from creditbank.service.clock import FixedClock
 from creditbank.service.importer import import_dataset
 from creditbank.storage import ledger_repo
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 SECONDS = float(os.environ.get("CREDITBANK_TEST_CONCURRENCY_SECONDS", "60"))
 PROGRAMS = ("P-OU-MECH", "P-OU-MECH", "P-OU-LOG")

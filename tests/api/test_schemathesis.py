@@ -24,6 +24,7 @@ import httpx
 import pytest
 import uvicorn
 from openapi_spec_validator import validate
+from sample_data import SAMPLE
 
 from creditbank.api.app import create_app
 from creditbank.config import Settings
@@ -32,7 +33,6 @@ from creditbank.service.bank import Bank, init_home
 from creditbank.service.clock import FixedClock
 from creditbank.service.importer import import_dataset
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 EXAMPLES = os.environ.get("CREDITBANK_TEST_SCHEMATHESIS_EXAMPLES", "15")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import fresh_pg_database
+from sample_data import SAMPLE
 
 from creditbank.cli.main import main
 from creditbank.config import Settings
@@ -25,7 +26,6 @@ from creditbank.service.clock import FixedClock
 from creditbank.service.importer import import_dataset
 from creditbank.storage import documents_repo
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 from sqlalchemy import Engine, select, text
 
 from creditbank.cli.main import main
@@ -40,7 +40,6 @@ from creditbank.storage.tables import (
     rule_publications_t,
 )
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 
 #: what must come back equal; times the bank's clock wrote (ingested_at, published_at,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from interop.conftest import VcVerifyBatch, vc_verify_batch, vc_verify_tool  # noqa: F401
+from sample_data import SAMPLE
 
 from creditbank.config import Settings
 from creditbank.core.credentials.context import context_bytes, context_url
@@ -35,7 +36,6 @@ from creditbank.service.clock import FixedClock
 from creditbank.service.importer import import_dataset
 from creditbank.service.keys import document_trust_roots
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 LEARNERS = [f"L{n:02d}" for n in range(1, 31)]
 

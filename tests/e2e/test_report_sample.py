@@ -13,10 +13,10 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 from sqlalchemy import select
 
 from creditbank.cli.main import main
@@ -29,7 +29,6 @@ from creditbank.service.clock import FixedClock
 from creditbank.service.importer import ImportReport, import_dataset
 from creditbank.storage.tables import entries_t
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 AS_OF = "2025-12-31"
 EXPECTED: dict[str, Any] = json.loads((SAMPLE / "expected.json").read_text("utf-8"))
 APPLICATIONS: list[dict[str, Any]] = json.loads((SAMPLE / "applications.json").read_text("utf-8"))

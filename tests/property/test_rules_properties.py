@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from sample_data import SAMPLE
 
 from creditbank.core.rules import (
     CENTI,
@@ -42,8 +42,6 @@ from creditbank.core.rules import (
     run_all,
     validate_rules,
 )
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
 def _json(name: str) -> Any:

@@ -14,10 +14,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 from sqlalchemy import select
 
 from creditbank.config import Settings
@@ -31,7 +31,6 @@ from creditbank.service.clock import FixedClock
 from creditbank.service.importer import import_dataset
 from creditbank.storage.tables import entries_t
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 CODES = {
     "institution": "registry.schema",

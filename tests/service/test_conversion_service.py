@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 from sqlalchemy import select
 
 from creditbank.config import Settings
@@ -31,7 +32,6 @@ from creditbank.service.clock import FixedClock
 from creditbank.service.importer import STEPS, ImportReport, import_dataset
 from creditbank.storage.tables import entries_t
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 TODAY = dt.date(2026, 1, 15)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import fresh_pg_database
+from sample_data import SAMPLE
 from sqlalchemy import func, select
 
 from creditbank.config import Settings
@@ -50,7 +51,6 @@ from creditbank.service.keys import (
 from creditbank.storage import documents_repo
 from creditbank.storage.tables import documents_t, entries_t, learners_t
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 from sqlalchemy import select
 
 from creditbank.config import Settings
@@ -24,7 +25,6 @@ from creditbank.service.importer import import_dataset
 from creditbank.service.keys import load_key_file
 from creditbank.storage.tables import entries_t
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 
 from creditbank.config import Settings
 from creditbank.core.entries import Entry, format_time, parse_entry
@@ -33,7 +34,6 @@ from creditbank.service.clock import FixedClock
 from creditbank.service.importer import ImportReport, dataset_refs, import_dataset
 from creditbank.service.records import learner_chains
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 #: the bank clock during the import: after every date the sample claims
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 BANK_ID = "BANK"

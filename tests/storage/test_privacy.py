@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 from sqlalchemy import MetaData, select
 
 from creditbank.cli.main import entry_file_name, main
@@ -36,7 +37,6 @@ from creditbank.storage.tables import (
     record_names_t,
 )
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 T_IMPORT = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 LEARNERS: list[dict[str, Any]] = json.loads((SAMPLE / "learners.json").read_text("utf-8"))
 OUTCOMES: list[dict[str, Any]] = json.loads((SAMPLE / "outcomes.json").read_text("utf-8"))

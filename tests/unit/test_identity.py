@@ -9,9 +9,9 @@ import hmac
 import json
 import unicodedata
 from datetime import date
-from pathlib import Path
 
 import pytest
+from sample_data import SAMPLE
 
 from creditbank.core.identity import (
     FOREIGN_PERMANENT_RESIDENT_ID,
@@ -340,9 +340,7 @@ def test_lookup_key_refuses_weak_pepper_and_raw_docs() -> None:
         identity_lookup_key(IdentityDoc(RESIDENT_ID, "110105194912310021", "CHN"), PEPPER)
 
 
-SAMPLE_LEARNERS = json.loads(
-    (Path(__file__).resolve().parents[1] / "data" / "sample" / "learners.json").read_text("utf-8")
-)
+SAMPLE_LEARNERS = json.loads((SAMPLE / "learners.json").read_text("utf-8"))
 
 
 def test_prehashed_lookup_key_for_every_sample_learner() -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sample_data import SAMPLE
 
 from creditbank.core.records import (
     ENTRY_SCHEMAS,
@@ -24,7 +24,7 @@ from creditbank.core.records import (
     revocation_body_from_sample,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "sample"
+DATA = SAMPLE
 LEARNER = "LRN-0123456789ABCDEFGHJK"
 COMMITMENT = "q1WcFFI8JwBsv0bbmjOqdpIqpZ2XIPeDdxlr0ZRfW4A="
 

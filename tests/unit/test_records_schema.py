@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from sample_data import SAMPLE
 
 from creditbank.core import records
 from creditbank.core.identity import name_commitment
@@ -35,7 +36,6 @@ from creditbank.core.records import (
 from creditbank.errors import InvalidInputError
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "tests" / "data" / "sample"
 OUTCOMES: list[dict[str, Any]] = json.loads((SAMPLE / "outcomes.json").read_text("utf-8"))
 CERT_TYPES: dict[str, dict[str, Any]] = {
     t["id"]: t for t in json.loads((SAMPLE / "certificate_types.json").read_text("utf-8"))

@@ -2,7 +2,7 @@
 hand-made datasets over the sample catalogue and rules.
 
 Each docstring states the reasoning, citing the README's rule numbers (0-13). The sample
-rules used most (see ``tests/data/sample/conversion_rules.json``):
+rules used most (see ``creditbank/data/sample/conversion_rules.json``):
 
 * P-COL-ELEC (cap 12, pool 8): R04 C-ELE-01 (4 cr) for electrician level >= 3; R05 C-ELE-04
   (2 cr) for CT-SAFE-LV; R12 C-ELE-03 (3 cr) for robot 1+X >= 2 within 3 years; R06 elective
@@ -24,8 +24,9 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+from sample_data import SAMPLE
 
 from creditbank.core.rules import (
     Application,
@@ -47,8 +48,6 @@ from creditbank.core.rules import (
     run_all,
     validate_rules,
 )
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
 def _json(name: str) -> Any:

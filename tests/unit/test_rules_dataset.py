@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
+from sample_data import SAMPLE
 
 from creditbank.core.rules import (
     AcademicCredit,
@@ -28,7 +29,6 @@ from creditbank.core.rules.dataset import _fast_record, parse_records
 from creditbank.errors import InvalidInputError
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "tests" / "data" / "sample"
 SCHEMAS = REPO / "schemas"
 
 

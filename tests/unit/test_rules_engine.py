@@ -7,10 +7,10 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 
 from creditbank.core.rules import (
     Application,
@@ -39,8 +39,6 @@ from creditbank.core.rules import (
     voids,
 )
 from creditbank.errors import InvalidInputError, RuleError
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
 def _json(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The oracle: the engine reproduces ``tests/data/sample/expected.json`` exactly.
+"""The oracle: the engine reproduces ``creditbank/data/sample/expected.json`` exactly.
 
 The engine reads only the sample's input files; ``expected.json`` is read here, by the test,
 and never by the code under test.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 
 from creditbank.core.rules import (
     Dataset,
@@ -24,7 +24,6 @@ from creditbank.core.rules import (
     validate_rules,
 )
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 AS_OF = dt.date(2025, 12, 31)
 GRANT_FIELDS = ("rule_key", "rule_version", "outcome_ids", "target_course_id", "credits")
 STATUS_FIELDS = ("status", "voided_at")

@@ -7,10 +7,10 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_data import SAMPLE
 
 from creditbank.core.rules import (
     Course,
@@ -22,8 +22,6 @@ from creditbank.core.rules import (
     validate_rules,
 )
 from creditbank.errors import CreditBankError, RuleError
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
 def _json(name: str) -> Any:
