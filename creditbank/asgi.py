@@ -1,7 +1,7 @@
 """The ASGI application people and programs reach: the API and the pages, assembled.
 
 The API (:mod:`creditbank.api`) and the pages (:mod:`creditbank.web`) are independent
-layers that may not import each other (ARCHITECTURE.md §2, import-linter); this module, above
+layers that may not import each other (docs/architecture.md, import-linter); this module, above
 both, puts them into one app. ``creditbank serve`` runs :func:`create_app_from_env`.
 """
 

@@ -1,7 +1,7 @@
 """The one error root of creditbank.
 
 Every error a caller can act on is a :class:`CreditBankError` with a stable ``code``.
-Families follow ARCHITECTURE.md §6; the API maps families to HTTP statuses and the CLI to
+Families follow docs/architecture.md (Errors); the API maps families to HTTP statuses and the CLI to
 exit codes. Foreign exceptions are wrapped where the call is made (``raise ... from e``).
 """
 
@@ -104,7 +104,7 @@ class RuleError(CreditBankError):
     title = "Rule error"
 
 
-class ConversionRejected(RuleError):  # noqa: N818 - name fixed by ARCHITECTURE.md
+class ConversionRejected(RuleError):  # noqa: N818 - a documented name (docs/architecture.md)
     code = "rules.rejected"
     title = "Conversion rejected"
 

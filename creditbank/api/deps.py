@@ -68,7 +68,7 @@ class Principal:
         subject: str | None,
         institutions: Collection[str] = frozenset(),
     ) -> bool:
-        """DESIGN.md §2 "Who reads entries".
+        """docs/trust-model.md, "Who reads what".
 
         Registry and rules entries are public. Record, conversion and transcript entries are
         readable by auditors, by the learner they are about (a learner token whose subject is

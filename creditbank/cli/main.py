@@ -1,7 +1,7 @@
 """``creditbank``: operator commands over the local home and database.
 
 ``main(argv)`` parses and runs one command and returns the exit code; it has the one
-``except CreditBankError`` of the CLI. Exit codes (DESIGN.md §6, ARCHITECTURE.md §6):
+``except CreditBankError`` of the CLI. Exit codes (docs/architecture.md, Errors):
 
 * 0 success;
 * 1 a domain or verification failure (not found, conflict, bad proof, audit problems);

@@ -50,7 +50,7 @@ ENTRY_TYPES: Final = frozenset(
     }
 )
 REGISTRY_TYPES: Final = frozenset(t for t in ENTRY_TYPES if t.startswith("institution."))
-#: Entry types whose contents are about one learner and are not public (DESIGN.md §2).
+#: Entry types whose contents are about one learner and are not public (docs/trust-model.md).
 PRIVATE_TYPES: Final = frozenset(
     t for t in ENTRY_TYPES if t.split(".")[0] in {"record", "conversion", "transcript"}
 )

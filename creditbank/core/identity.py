@@ -1,6 +1,6 @@
 """Identity documents, private lookup keys and name commitments.
 
-Nothing here ever enters the ledger (DESIGN.md §2): identity numbers, their lookup keys and
+Nothing here ever enters the ledger (docs/trust-model.md): identity numbers, their lookup keys and
 names live only in the bank's personal-data tables. The log carries the bank's opaque learner
 id and ``name_commitment`` = base64(SHA-256(salt ‖ UTF-8(NFC(name_on_record)))), where the salt
 is a random 16 bytes per learner kept (and erasable) beside the name.
@@ -413,7 +413,7 @@ def check_person_name(name: object, what: str = "name") -> str:
 
 # --- name commitments ----------------------------------------------------------------------
 def name_commitment(salt: bytes, name: str) -> str:
-    """base64(SHA-256(salt ‖ UTF-8(NFC(name)))) as in DESIGN.md §2.
+    """base64(SHA-256(salt ‖ UTF-8(NFC(name)))) as in docs/formats/entries.md.
 
     The name is committed exactly as the source wrote it (after NFC only: no trimming, no case
     folding), so a transcript can show it and a verifier can recompute the commitment.

@@ -8,7 +8,7 @@ The wire format is defined by the JSON Schema 2020-12 files shipped in ``creditb
 say: a date is not before another, and no date lies after ``today``, which the caller passes in
 (the core has no clock).
 
-No personal data goes into a body (DESIGN.md §2): ``learner`` is the bank's opaque id and the
+No personal data goes into a body (docs/trust-model.md): ``learner`` is the bank's opaque id and the
 name on record is bound only by ``name_commitment`` (see :mod:`creditbank.core.identity`).
 
 The module also converts records of the bundled synthetic sample (``outcomes.json``) into

@@ -746,7 +746,7 @@ class Accounts:
         names on their records, the stored files of their documents (their status stays
         answerable), every API token and session, and the account. Kept: the signed log
         entries (opaque learner id, record contents, name commitments that can no longer be
-        opened, decisions, document issuance), as DESIGN.md §2 requires.
+        opened, decisions, document issuance), as docs/trust-model.md requires.
 
         Raises:
             ForbiddenError: ``auth.forbidden`` unless a worker account.

@@ -9,7 +9,7 @@ Every outcome enters the log exactly as an institution's post would, through
 * institutions not yet registered are registered by the bank, each with its own Ed25519 key
   created in ``$CREDITBANK_HOME/keys/institutions/<ID>.key`` (mode 0600);
 * learners are resolved by the dataset's pre-hashed identity (``id_document.hash``), which
-  stays out of the log like the names (DESIGN.md §2);
+  stays out of the log like the names (docs/trust-model.md);
 * each outcome becomes a ``record.posted`` (or ``record.corrected``) entry signed by its
   poster's own key: the issuing institution; the bank with ``claimed_issuer`` for a learner's
   own upload (``posted_by`` = the learner); the records custodian with ``on_behalf_of`` for a

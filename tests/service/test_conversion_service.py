@@ -427,5 +427,5 @@ def test_the_bulk_read_of_a_large_report_gives_the_same_report(
 ) -> None:
     bank, _ = full
     small = conversion.conversion_report(bank, dt.date(2025, 12, 31))
-    monkeypatch.setattr(conversion, "BULK_LEARNERS", 0)
+    monkeypatch.setattr(conversion.learners, "BULK_LEARNERS", 0)
     assert conversion.conversion_report(bank, dt.date(2025, 12, 31)) == small

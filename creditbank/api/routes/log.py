@@ -1,6 +1,6 @@
-"""The transparency-log endpoints (DESIGN.md §3): checkpoint, key, leaf hashes, entries, proofs.
+"""The transparency-log endpoints (README.md, HTTP API): checkpoint, key, leaf hashes, entries, proofs.
 
-Everything here is public except record, conversion and transcript entries (DESIGN.md §2),
+Everything here is public except record, conversion and transcript entries (docs/trust-model.md),
 which need a token allowed by :meth:`Principal.may_read_entry`: an auditor's, the learner's
 (the entry's subject), or that of an institution entitled to the entry (its issuer, the owner
 named in ``on_behalf_of``, or that owner's custodian). Proofs are served only

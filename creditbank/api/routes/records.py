@@ -1,4 +1,4 @@
-"""Records and learners (DESIGN.md §3): post signed record entries, resolve learners, read.
+"""Records and learners (docs/api-records.md): post signed record entries, resolve learners, read.
 
 * ``POST /api/v1/records`` (institution token): an atomic batch of signed entries. The body is
   parsed strictly by :func:`creditbank.service.institutions.parse_post_request` (duplicate

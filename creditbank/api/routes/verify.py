@@ -1,4 +1,4 @@
-"""Verification for employers over the API (DESIGN.md §3; docs/verification.md).
+"""Verification for employers over the API (docs/verification.md).
 
 * ``GET /api/v1/verify/{code}``: verify the document a verification code opens (any case,
   hyphens optional, Crockford confusables accepted). Rate-limited per client address (the
