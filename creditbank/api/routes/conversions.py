@@ -1,4 +1,4 @@
-"""Conversions (docs/conversion-service.md, docs/conversion.md): a learner applies, reads decisions and previews.
+"""Conversions (docs/conversion-service.md): a learner applies, reads decisions and previews.
 
 * ``POST /api/v1/me/applications`` (learner token): ``{"program_id"}`` for a credit conversion
   or ``{"certificate_type_id"}`` for an exam exemption, decided today and recorded as a

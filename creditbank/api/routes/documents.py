@@ -1,4 +1,4 @@
-"""Transcripts, certificates, share codes, and the issuer's public material (docs/documents.md, docs/formats/).
+"""Transcripts, certificates, share codes, and the issuer's public material (docs/documents.md).
 
 Learner token:
 

@@ -1,4 +1,4 @@
-"""The transparency-log endpoints (README.md, HTTP API): checkpoint, key, leaf hashes, entries, proofs.
+"""The transparency-log endpoints (README.md): checkpoint, key, leaf hashes, entries, proofs.
 
 Everything here is public except record, conversion and transcript entries (docs/trust-model.md),
 which need a token allowed by :meth:`Principal.may_read_entry`: an auditor's, the learner's
