@@ -1,6 +1,6 @@
 """Institutions: the registry use cases, API tokens, posting and reading records.
 
-Registry changes are bank-signed ledger entries (docs/formats/entries.md; :mod:`creditbank.core.registry`)
+Registry changes are bank-signed ledger entries (docs/formats/entries.md, core.registry)
 appended through ``bank.ledger``; each use case checks the registry first so that an operator
 gets a precise error rather than a rejected batch.
 
