@@ -166,7 +166,7 @@ def bank(settings: Settings, clock: FixedClock) -> Iterator[Bank]:
 
 # -- institutions and records ---------------------------------------------------------------
 def name_commitment(name: str = TEST_NAME, salt: bytes = TEST_SALT) -> str:
-    """DESIGN.md §2: base64(SHA-256(salt || UTF-8(NFC(name))))."""
+    """docs/formats/entries.md: base64(SHA-256(salt || UTF-8(NFC(name))))."""
     data = salt + unicodedata.normalize("NFC", name).encode("utf-8")
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
@@ -190,7 +190,7 @@ class Institution:
         return sign_entry(build_entry(type_, self.id, self.key_id, when, body), self.signer)
 
     def record_body(self, n: int = 0, **fields: Any) -> dict[str, Any]:
-        """A ``record.posted`` body (DESIGN.md §2 fields); ``fields`` override any member."""
+        """A ``record.posted`` body (docs/formats/entries.md); ``fields`` override any member."""
         body: dict[str, Any] = {
             "record_id": f"R-{n:05d}",
             "dedup_key": f"course:{self.id}:C-{n:05d}:2025S",

@@ -1,4 +1,4 @@
-"""The log endpoints (DESIGN.md §3) on SQLite and PostgreSQL, and the problem+json contract.
+"""The log endpoints (README.md) on SQLite and PostgreSQL, and the problem+json contract.
 
 Every proof the API returns is verified here with ``creditbank.core.merkle`` against roots
 that are themselves checked against the signed checkpoint, verified with ``/log/key``.

@@ -1,4 +1,4 @@
-"""Who may post and read records (DESIGN.md §1-§2), on SQLite and PostgreSQL.
+"""Who may post and read records (docs/trust-model.md), on SQLite and PostgreSQL.
 
 Institution A cannot post, correct, revoke, list or read B's records; anonymous callers read
 no private entry; revoked keys and tokens are refused; a custodian acts only for the

@@ -1,4 +1,4 @@
-"""Merkle properties against a naive RFC 6962 reference (ARCHITECTURE.md §8).
+"""Merkle properties against a naive RFC 6962 reference (docs/architecture.md).
 
 * the root from ``append_leaves`` (one leaf at a time, and in random batch splits) equals the
   recursive RFC 6962 MTH for every size 0..2000;

@@ -1,5 +1,5 @@
 # ruff: noqa: S608 - raw SQL is the point here; table and column names are our constants
-"""The database itself refuses to change or remove ledger rows (DESIGN.md §2, append-only).
+"""The database itself refuses to change or remove ledger rows (docs/trust-model.md).
 
 Raw SQL through the bank's own engine, as an operator with database access would send it.
 Each refused statement must leave the table exactly as it was; the head row (the sequence)

@@ -9,7 +9,7 @@ the sample's normative rules (README "Conversion semantics"):
 * rule 2: chains of the same learner whose roots share a ``dedup_key`` are duplicates; the
   root posted first is canonical (tie: lower id), the others are duplicates of it.
 
-Ownership (DESIGN.md §2, issue 3): a record belongs to its issuer, except a learner's own
+Ownership (docs/trust-model.md, issue 3): a record belongs to its issuer, except a learner's own
 upload (``posted_by`` = the learner), which the bank posts and signs (``claimed_issuer``).
 """
 

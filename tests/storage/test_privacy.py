@@ -1,6 +1,6 @@
 """No personal data in the log after importing the sample; erasure keeps the log verifiable.
 
-DESIGN.md §2: entries carry no name, identity number or unsalted hash of either; the name on
+docs/trust-model.md: entries carry no name, identity number or unsalted hash of either; the name on
 record is bound only by a salted commitment whose salt and plain name live in erasable
 personal-data tables. Checked on SQLite and PostgreSQL.
 """
