@@ -297,27 +297,7 @@ class TranscriptView:
                 for r in g.rows:
                     parts += _row_text(r)
         for c in self.conversions:
-            parts += [
-                c.program_zh,
-                c.program_en,
-                c.institution_zh,
-                c.institution_en,
-                c.explanation_zh,
-                c.explanation_en,
-                c.exam_zh,
-                c.exam_en,
-                c.exam_void_reason or "",
-            ]
-            for gr in c.grants:
-                parts += [
-                    gr.target_zh,
-                    gr.target_en,
-                    gr.rule,
-                    gr.explanation_zh,
-                    gr.explanation_en,
-                    gr.sources,
-                    gr.void_reason or "",
-                ]
+            parts += _conversion_text(c, institution=True)
         for t in self.totals:
             parts += [t.program_zh, t.program_en]
         return "\n".join(parts)
@@ -384,24 +364,8 @@ class CertificateView:
         if self.record is not None:
             parts += _row_text(self.record)
         if self.conversion is not None:
-            c = self.conversion
-            parts += [
-                c.program_zh,
-                c.program_en,
-                c.explanation_zh,
-                c.explanation_en,
-                c.exam_zh,
-                c.exam_en,
-                c.exam_void_reason or "",
-            ]
-            for gr in c.grants:
-                parts += [
-                    gr.target_zh,
-                    gr.target_en,
-                    gr.explanation_zh,
-                    gr.explanation_en,
-                    gr.void_reason or "",
-                ]
+            # the certificate names the programme, not the institution that runs it
+            parts += _conversion_text(self.conversion, institution=False)
         return "\n".join(parts)
 
 
@@ -438,3 +402,24 @@ def _row_text(r: RecordRow) -> list[str]:
         r.name_on_record or "",
         *(f.value for f in r.facts),
     ]
+
+
+def _conversion_text(c: ConversionBlock, *, institution: bool) -> list[str]:
+    """The strings a conversion block prints: programme, explanation, exam part, every grant
+    (target, rule, sources, explanation, void reason); the programme's institution when the
+    page shows it (the transcript does, the certificate does not)."""
+    parts = [c.program_zh, c.program_en]
+    if institution:
+        parts += [c.institution_zh, c.institution_en]
+    parts += [c.explanation_zh, c.explanation_en, c.exam_zh, c.exam_en, c.exam_void_reason or ""]
+    for gr in c.grants:
+        parts += [
+            gr.target_zh,
+            gr.target_en,
+            gr.rule,
+            gr.explanation_zh,
+            gr.explanation_en,
+            gr.sources,
+            gr.void_reason or "",
+        ]
+    return parts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from datetime import date
 from typing import Any
 
 import pytest
@@ -12,7 +13,15 @@ from creditbank.errors import InvalidInputError
 from creditbank.render.credential_view import view_from_credential
 from creditbank.render.html import render_html
 from creditbank.render.qr import QR_SIZE_MM, QUIET_ZONE, qr_matrix, qr_svg, verification_url
-from creditbank.render.views import CertificateView, TranscriptView, format_credits
+from creditbank.render.views import (
+    CertificateView,
+    ConversionBlock,
+    GrantRow,
+    IssuerLine,
+    TranscriptView,
+    VerificationBlock,
+    format_credits,
+)
 
 from .samples import BASE_URL, CODE, EXPIRES, certificate_credential, transcript_credential
 
@@ -209,3 +218,61 @@ def test_every_character_of_the_templates_is_in_the_document_fonts() -> None:
     for name in ("transcript.html.j2", "certificate.html.j2", "base.css"):
         source = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
         assert missing_characters(source) == "", name
+
+
+def _decision() -> ConversionBlock:
+    grant = GrantRow(
+        target_zh="物流管理基础",
+        target_en="Logistics basics",
+        credits="4",
+        rule="R-OU-LOG-01 v2",
+        explanation_zh="依据规则认定",
+        explanation_en="granted by the rule",
+        sources="#12, #15",
+        void_reason="规则有误",
+    )
+    return ConversionBlock(
+        kind="credit_conversion",
+        program_zh="物流管理",
+        program_en="Logistics management",
+        applied_on=date(2026, 11, 2),
+        credits="4",
+        explanation_zh="认定 4 学分",
+        explanation_en="4 credits recognised",
+        ledger_index=31,
+        institution_zh="开放大学",
+        institution_en="Open University",
+        grants=(grant,),
+    )
+
+
+def test_a_decision_prints_the_same_strings_on_a_transcript_and_a_certificate() -> None:
+    """The font coverage check sees every string each page prints of a decision: its grants'
+    rules and sources on both; the programme's institution only on the transcript."""
+    block = _decision()
+    issuer = IssuerLine("学分银行", "Learning Credit Bank", "did:web:creditbank.localhost")
+    verification = VerificationBlock(CODE, "https://b.example/v/x", "<svg/>", date(2027, 5, 1))
+    common: dict[str, Any] = {
+        "holder_name": "张三",
+        "learner_id": "LRN-0000000000000001",
+        "issued_on": date(2026, 12, 1),
+        "issuer": issuer,
+        "credential_id": "urn:uuid:00000000-0000-4000-8000-000000000000",
+        "verification": verification,
+    }
+    transcript_lines = TranscriptView(**common, sections=(), conversions=(block,)).text()
+    certificate_lines = CertificateView(**common, conversion=block).text().split("\n")
+    grant = block.grants[0]
+    for printed in (
+        block.program_zh,
+        block.explanation_en,
+        grant.target_zh,
+        grant.rule,
+        grant.sources,
+        grant.explanation_zh,
+        grant.void_reason,
+    ):
+        assert printed in transcript_lines.split("\n")
+        assert printed in certificate_lines
+    assert block.institution_zh in transcript_lines.split("\n")
+    assert block.institution_zh not in certificate_lines
