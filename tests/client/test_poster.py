@@ -1,4 +1,6 @@
-"""The posting flow against an in-memory bank: signing, batching, refusals, retries, journal."""
+"""The posting flow against the real bank in process: signing, batching, refusals, retries,
+journal (tests/client/realbank.py: the API over a fresh SQLite home, through an ASGI
+transport; network faults and a lying bank injected at the transport)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ import base64
 import json
 import os
 import stat
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,13 +38,16 @@ from creditbank.errors import (
     InvalidInputError,
     VerificationError,
 )
+from creditbank.service import institutions as svc
 
-from .fakebank import TOKEN, FakeBank
+from .realbank import INSTITUTION, URL, RealBank, real_bank
 from .rows import record, records, write_csv
 
 TODAY = date(2025, 6, 1)
-INSTITUTION = "INS-T"
-URL = "http://bank.test"
+RECORDS = "/api/v1/records"
+RESOLVE = "/api/v1/learners/resolve"
+RESOLVE_BATCH = "/api/v1/learners/resolve-batch"
+PROOFS = "/api/v1/log/proofs/inclusion"
 
 
 @pytest.fixture
@@ -49,8 +56,9 @@ def signer() -> Ed25519Signer:
 
 
 @pytest.fixture
-def bank(signer: Ed25519Signer) -> FakeBank:
-    return FakeBank(INSTITUTION, signer.public_bytes)
+def bank(tmp_path: Path, signer: Ed25519Signer) -> Iterator[RealBank]:
+    with real_bank(tmp_path / "home", signer) as b:
+        yield b
 
 
 @pytest.fixture
@@ -59,25 +67,25 @@ def sleeps() -> list[float]:
 
 
 def post(
-    path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float], **kw: Any
+    path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float], **kw: Any
 ) -> PostReport:
     kw.setdefault("batch_size", 7)
-    kw.setdefault("token", TOKEN)
+    kw.setdefault("token", bank.token)
     return post_file(
         path,
         institution=INSTITUTION,
         signer=signer,
         url=URL,
-        transport=bank.transport(),
+        transport=bank,
         today=TODAY,
         sleep=sleeps.append,
         **kw,
     )
 
 
-def stored_ids(bank: FakeBank) -> Counter[str]:
+def stored_ids(bank: RealBank) -> Counter[str]:
     return Counter(
-        f"{parse_entry(raw).type}:{parse_entry(raw).body['record_id']}" for raw in bank.log
+        f"{parse_entry(raw).type}:{parse_entry(raw).body['record_id']}" for raw in bank.log()
     )
 
 
@@ -86,7 +94,7 @@ def journal_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_posts_valid_rows_signed_and_never_an_invalid_one(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     rows = records(40, learners=9)
     rows[3] = record(3, learners=9, kind="academic_credit") | {"record_id": "BAD-1", "grade": "101"}
@@ -105,12 +113,12 @@ def test_posts_valid_rows_signed_and_never_an_invalid_one(
     assert not report.ok
     assert "BAD-1" not in bank.received
     assert "BAD-2" not in bank.received
-    assert len(bank.log) == 38
+    assert len(bank.log()) == 38
     assert set(stored_ids(bank).values()) == {1}
-    assert bank.resolve_calls == 9  # once per identity
+    assert (bank.calls[RESOLVE_BATCH], bank.calls[RESOLVE]) == (1, 0)  # 9 identities at once
     assert report.learners_resolved == 9
     assert report.batches == 6  # 38 rows in batches of 7
-    for raw in bank.log:
+    for raw in bank.log():
         entry = parse_entry(raw)
         verify_entry_signature(entry, signer.public_bytes)
         assert entry.issuer == INSTITUTION
@@ -118,7 +126,7 @@ def test_posts_valid_rows_signed_and_never_an_invalid_one(
         text = raw.decode()
         assert "id_number" not in text
         assert "王建国" not in text
-    assert len(bank.names) == 38  # the plain names went beside the entries
+    assert bank.stored_names() == 38  # the plain names went beside the entries
     lines = journal_lines(path)
     assert lines[0] == {
         "format": "creditbank-post-journal",
@@ -127,24 +135,25 @@ def test_posts_valid_rows_signed_and_never_an_invalid_one(
         "url": URL,
     }
     assert len(lines) == 39
-    assert {ln["index"] for ln in lines[1:]} == set(range(38))
+    first = bank.first_record_index()
+    assert {ln["index"] for ln in lines[1:]} == set(range(first, first + 38))
 
 
 def test_rerun_skips_what_the_journal_holds(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(20))
     assert post(path, bank, signer, sleeps).ok
-    calls = bank.post_calls, bank.resolve_calls
+    calls = sum(bank.calls.values())
     again = post(path, bank, signer, sleeps)
     assert again.ok
     assert (again.posted, again.duplicates, again.skipped) == (0, 0, 20)
-    assert (bank.post_calls, bank.resolve_calls) == calls  # nothing sent, nobody resolved
-    assert len(bank.log) == 20
+    assert sum(bank.calls.values()) == calls  # nothing sent, nobody resolved
+    assert len(bank.log()) == 20
 
 
 def test_interrupted_run_resumes_without_posting_twice(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(50))
 
@@ -154,18 +163,18 @@ def test_interrupted_run_resumes_without_posting_twice(
 
     with pytest.raises(KeyboardInterrupt):
         post(path, bank, signer, sleeps, after_batch=stop)
-    assert len(bank.log) == 21
+    assert len(bank.log()) == 21
     assert len(journal_lines(path)) == 1 + 21
     report = post(path, bank, signer, sleeps)
     assert report.ok
     assert (report.posted, report.duplicates, report.skipped) == (29, 0, 21)
-    assert len(bank.log) == 50
+    assert len(bank.log()) == 50
     assert set(stored_ids(bank).values()) == {1}
 
 
 def test_crash_between_ack_and_journal_gives_duplicates_not_copies(
     tmp_path: Path,
-    bank: FakeBank,
+    bank: RealBank,
     signer: Ed25519Signer,
     sleeps: list[float],
     monkeypatch: pytest.MonkeyPatch,
@@ -184,43 +193,47 @@ def test_crash_between_ack_and_journal_gives_duplicates_not_copies(
     with pytest.raises(OSError, match="disk full"):
         post(path, bank, signer, sleeps)
     monkeypatch.setattr(Journal, "record", real)
-    assert len(bank.log) == 14
+    assert len(bank.log()) == 14
     assert len(journal_lines(path)) == 1 + 7
     report = post(path, bank, signer, sleeps)
     assert report.ok
     assert (report.posted, report.duplicates, report.skipped) == (16, 7, 7)
-    assert len(bank.log) == 30
+    assert len(bank.log()) == 30
     assert set(stored_ids(bank).values()) == {1}
     acks = {ln["key"]: ln for ln in journal_lines(path)[1:]}
     assert len(acks) == 30
-    assert [acks[f"record:R-{n:06d}"]["index"] for n in range(7, 14)] == list(range(7, 14))
+    first = bank.first_record_index()
+    assert [acks[f"record:R-{n:06d}"]["index"] for n in range(7, 14)] == [
+        first + n for n in range(7, 14)
+    ]
     assert all(acks[f"record:R-{n:06d}"]["duplicate"] for n in range(7, 14))
     # the journal holds what the log holds (the stored leaf, not the re-signed one), proven
     for n in range(7, 14):
         ack = acks[f"record:R-{n:06d}"]
-        assert ack["leaf_hash"] == base64.b64encode(merkle.leaf_hash(bank.log[n])).decode()
-    assert (report.proven, bank.proof_calls) == (7, 7)
+        stored = bank.entry(first + n)
+        assert ack["leaf_hash"] == base64.b64encode(merkle.leaf_hash(stored)).decode()
+    assert (report.proven, bank.calls[PROOFS]) == (7, 7)
 
 
 def test_lost_answer_is_retried_and_answered_as_duplicates(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(14))
-    bank.failures["records"].append("lost")
+    bank.faults["records"].append("lost")
     report = post(path, bank, signer, sleeps)
     assert report.ok
     assert (report.posted, report.duplicates) == (7, 7)
     assert sleeps == [0.5]
-    assert len(bank.log) == 14
+    assert len(bank.log()) == 14
     assert set(stored_ids(bank).values()) == {1}
 
 
 def test_network_errors_and_5xx_are_retried_with_backoff(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(10))
-    bank.failures["records"].extend(["connect", "503", "connect"])
-    bank.failures["resolve"].extend(["503"])
+    bank.faults["records"].extend(["connect", "503", "connect"])
+    bank.faults["resolve"].extend(["503"])
     report = post(path, bank, signer, sleeps)
     assert report.ok
     assert report.posted == 10
@@ -228,13 +241,13 @@ def test_network_errors_and_5xx_are_retried_with_backoff(
 
 
 def test_gives_up_after_bounded_attempts_and_resumes_later(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(21))
 
     def outage(done: int) -> None:
         if done == 1:
-            bank.failures["records"].extend(["connect"] * 4)
+            bank.faults["records"].extend(["connect"] * 4)
 
     with pytest.raises(PostError) as e:
         post(path, bank, signer, sleeps, attempts=4, after_batch=outage)
@@ -245,38 +258,42 @@ def test_gives_up_after_bounded_attempts_and_resumes_later(
     report = post(path, bank, signer, sleeps)
     assert report.ok
     assert (report.posted, report.skipped) == (14, 7)
-    assert len(bank.log) == 21
+    assert len(bank.log()) == 21
 
 
 def test_refused_items_are_reported_and_the_rest_posted(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
-    rows = records(20)
-    rows.append(record(5) | {"record_id": "R-C1", "corrects": "R-000005"})
+    other = record(5, kind="academic_credit") | {"grade": "61"}
+    assert post(write_csv(tmp_path / "first.csv", [other]), bank, signer, sleeps).ok
+    rows = [record(n, kind="academic_credit") for n in range(20)]  # R-000005 with grade 65
+    rows.append(record(3) | {"record_id": "R-C1", "corrects": "R-000003"})
+    rows.append(record(4) | {"record_id": "R-C2", "corrects": "NO-SUCH"})
     rows.append(
-        {"record_id": "R-000005", "revoke_reason": "void", "revoke_effective_on": "2025-01-01"}
+        {"record_id": "NO-SUCH", "revoke_reason": "void", "revoke_effective_on": "2025-01-01"}
     )
     rows.append(
         {"record_id": "R-000006", "revoke_reason": "void", "revoke_effective_on": "2025-01-01"}
     )
     path = write_csv(tmp_path / "in.csv", rows)
-    bank.refuse["R-000005"] = ("record.conflict", "exists with other content")
     report = post(path, bank, signer, sleeps)
     assert not report.ok
     assert [(e.row, e.record_id, e.code) for e in report.rejected] == [
         (7, "R-000005", "record.conflict"),
-        (22, "R-C1", "record.unknown_target"),
-        (23, "R-000005", "record.conflict"),
+        (23, "R-C2", "record.unknown_target"),
+        (24, "NO-SUCH", "record.unknown_target"),
     ]
-    assert report.posted == 20
+    assert report.posted == 21
     ids = stored_ids(bank)
+    assert ids["record.posted:R-000005"] == 1  # the first run's, grade 61
+    assert "record.corrected:R-C1" in ids
     assert "record.revoked:R-000006" in ids
-    assert "record.posted:R-000005" not in ids
-    assert len(journal_lines(path)) == 1 + 20
+    assert not any(k.endswith(":R-C2") for k in ids)
+    assert len(journal_lines(path)) == 1 + 21
 
 
 def test_refused_identity_rejects_only_that_learners_rows(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     rows = records(30, learners=5)
     bank.refuse_numbers.add(rows[2]["id_number"])
@@ -285,33 +302,38 @@ def test_refused_identity_rejects_only_that_learners_rows(
     assert [e.row for e in report.rejected] == [4, 9, 14, 19, 24, 29]
     assert {e.code for e in report.rejected} == {"identity.checksum"}
     assert report.posted == 24
-    assert bank.resolve_calls == 5
+    assert bank.calls[RESOLVE_BATCH] == 1
 
 
 def test_too_large_batches_are_split(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path,
+    bank: RealBank,
+    signer: Ed25519Signer,
+    sleeps: list[float],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bank.max_batch = 3
+    posting = sys.modules[svc.parse_post_request.__module__]
+    monkeypatch.setattr(posting, "MAX_POST_ENTRIES", 3)  # a bank taking 3 entries a request
     path = write_csv(tmp_path / "in.csv", records(20))
     report = post(path, bank, signer, sleeps, batch_size=10)
     assert report.ok
     assert report.posted == 20
-    assert [parse_entry(raw).body["record_id"] for raw in bank.log] == [
+    assert [parse_entry(raw).body["record_id"] for raw in bank.log()] == [
         f"R-{n:06d}" for n in range(20)
     ]
 
 
 def test_refused_token_stops_the_run(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(5))
     with pytest.raises(AuthError):
         post(path, bank, signer, sleeps, token="cbt_wrong")  # noqa: S106 - a wrong test token
-    assert not bank.log
+    assert not bank.log()
 
 
 def test_a_row_changed_after_posting_is_reported(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     rows = records(5)
     path = write_csv(tmp_path / "in.csv", rows)
@@ -320,13 +342,13 @@ def test_a_row_changed_after_posting_is_reported(
     write_csv(path, rows)
     report = post(path, bank, signer, sleeps)
     assert [(e.row, e.code) for e in report.rejected] == [(3, "post.changed")]
-    assert "index 1" in report.rejected[0].detail
+    assert f"index {bank.first_record_index() + 1}" in report.rejected[0].detail
     assert report.skipped == 4
-    assert len(bank.log) == 5
+    assert len(bank.log()) == 5
 
 
 def test_the_same_record_written_differently_is_not_posted_again(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     rows = [record(0, kind="academic_credit") | {"credits": "1.5"}, record(1)]
     path = write_csv(tmp_path / "in.csv", rows)
@@ -336,11 +358,11 @@ def test_the_same_record_written_differently_is_not_posted_again(
     report = post(path, bank, signer, sleeps)
     assert report.ok
     assert (report.skipped, report.posted) == (2, 0)
-    assert len(bank.log) == 2
+    assert len(bank.log()) == 2
 
 
 def test_journal_belongs_to_one_institution_and_bank(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(3))
     assert post(path, bank, signer, sleeps).ok
@@ -387,7 +409,7 @@ def test_torn_journal_tail_is_dropped_and_corruption_refused(tmp_path: Path) -> 
 
 
 def test_leaf_hash_of_other_bytes_is_an_error(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     bank.wrong_leaf = True
     path = write_csv(tmp_path / "in.csv", records(3))
@@ -398,17 +420,17 @@ def test_leaf_hash_of_other_bytes_is_an_error(
 
 
 def test_dry_run_sends_nothing(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", [*records(4), record(9) | {"grade": "x"}])
     report = post(path, bank, signer, sleeps, dry_run=True)
     assert (report.rows, len(report.invalid), report.posted) == (5, 1, 0)
-    assert bank.post_calls == bank.resolve_calls == 0
+    assert not bank.calls
     assert not default_journal_path(path).exists()
 
 
 def test_report_as_dict(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", [*records(3), record(4) | {"grade": "x"}])
     doc = post(path, bank, signer, sleeps).as_dict()
@@ -426,7 +448,7 @@ def test_report_as_dict(
 
 
 def test_batch_size_bounds(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(1))
     for size in (0, 1001):
@@ -467,27 +489,39 @@ def test_key_file_must_be_private_and_well_formed(tmp_path: Path) -> None:
 
 
 def test_batch_resolution_and_concurrent_batches(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
-    bank.batch_resolve = True
     rows = records(60, learners=9)
     path = write_csv(tmp_path / "in.csv", rows)
     report = post(path, bank, signer, sleeps, concurrency=3)
     assert report.ok
     assert (report.posted, report.learners_resolved) == (60, 9)
-    assert (bank.resolve_batch_calls, bank.resolve_calls) == (1, 0)
+    assert (bank.calls[RESOLVE_BATCH], bank.calls[RESOLVE]) == (1, 0)
     assert set(stored_ids(bank).values()) == {1}
     assert len(journal_lines(path)) == 61
     again = post(path, bank, signer, sleeps, concurrency=3)
     assert (again.posted, again.skipped) == (0, 60)
 
 
+def test_a_bank_without_batch_resolution_is_asked_once_per_identity(
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
+) -> None:
+    bank.no_batch_resolve = True
+    rows = records(30, learners=5)
+    bank.refuse_numbers.add(rows[2]["id_number"])
+    report = post(write_csv(tmp_path / "in.csv", rows), bank, signer, sleeps)
+    assert (report.posted, report.learners_resolved) == (24, 4)
+    assert [e.row for e in report.rejected] == [4, 9, 14, 19, 24, 29]
+    assert {e.code for e in report.rejected} == {"identity.checksum"}
+    assert (bank.calls[RESOLVE_BATCH], bank.calls[RESOLVE]) == (1, 5)  # asked once, then 5
+
+
 # -- proving the journal (issue #12) ------------------------------------------------------------
 def test_a_duplicate_answer_the_log_does_not_prove_stops_the_run(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(14))
-    bank.failures["records"].append("lost")  # the retry is answered as duplicates
+    bank.faults["records"].append("lost")  # the retry is answered as duplicates
     bank.lie_about_duplicates = True
     with pytest.raises(VerificationError) as e:
         post(path, bank, signer, sleeps)
@@ -496,22 +530,22 @@ def test_a_duplicate_answer_the_log_does_not_prove_stops_the_run(
 
 
 def test_prove_all_checks_every_row_and_none_checks_nothing(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(20))
     report = post(path, bank, signer, sleeps, prove="all")
-    assert (report.posted, report.proven, bank.proof_calls) == (20, 20, 20)
+    assert (report.posted, report.proven, bank.calls[PROOFS]) == (20, 20, 20)
     assert report.as_dict()["proven"] == 20
     other = write_csv(tmp_path / "again.csv", records(20))
     bank.lie_about_duplicates = True
     quiet = post(other, bank, signer, sleeps, prove="none")  # duplicates, not proven
-    assert (quiet.duplicates, quiet.proven, bank.proof_calls) == (20, 0, 20)
+    assert (quiet.duplicates, quiet.proven, bank.calls[PROOFS]) == (20, 0, 20)
     with pytest.raises(InvalidInputError):
         post(other, bank, signer, sleeps, prove="some")
 
 
 def test_no_checkpoint_covering_the_rows_is_reported_not_ignored(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
     path = write_csv(tmp_path / "in.csv", records(7))
     bank.publish = False
@@ -524,12 +558,11 @@ def test_no_checkpoint_covering_the_rows_is_reported_not_ignored(
 
 
 def test_a_checkpoint_signed_by_another_key_is_refused(
-    tmp_path: Path, bank: FakeBank, signer: Ed25519Signer, sleeps: list[float]
+    tmp_path: Path, bank: RealBank, signer: Ed25519Signer, sleeps: list[float]
 ) -> None:
-    from .fakebank import ORIGIN
-
     path = write_csv(tmp_path / "in.csv", records(7))
-    pinned = poster.format_verifier_key(ORIGIN, Ed25519Signer.from_seed(bytes(32)).public_bytes)
+    origin = parse_verifier_key(bank.log_key()).name
+    pinned = poster.format_verifier_key(origin, Ed25519Signer.from_seed(bytes(32)).public_bytes)
     with pytest.raises(VerificationError) as e:
         post(path, bank, signer, sleeps, prove="all", log_key=pinned)
     assert e.value.code == "post.proof"
