@@ -367,22 +367,22 @@ def share_codes_of_document(conn: Connection, doc_id: str) -> list[Any]:
     )
 
 
-def set_share_code_expiry(conn: Connection, code_id: str, expires_at: str) -> int:
+def _update_live_share_code(conn: Connection, code_id: str, **values: str) -> int:
+    """Set ``values`` on a share code that is not revoked; the number of rows changed (0 or 1)."""
     got = conn.execute(
         share_codes_t.update()
         .where(and_(share_codes_t.c.code_id == code_id, share_codes_t.c.revoked_at.is_(None)))
-        .values(expires_at=expires_at)
+        .values(**values)
     )
     return int(got.rowcount)
+
+
+def set_share_code_expiry(conn: Connection, code_id: str, expires_at: str) -> int:
+    return _update_live_share_code(conn, code_id, expires_at=expires_at)
 
 
 def revoke_share_code(conn: Connection, code_id: str, now: str) -> int:
-    got = conn.execute(
-        share_codes_t.update()
-        .where(and_(share_codes_t.c.code_id == code_id, share_codes_t.c.revoked_at.is_(None)))
-        .values(revoked_at=now)
-    )
-    return int(got.rowcount)
+    return _update_live_share_code(conn, code_id, revoked_at=now)
 
 
 def count_verification(conn: Connection, code_hash: bytes, now: str) -> None:
