@@ -44,23 +44,23 @@ from creditbank.core.status_list import status_of
 from creditbank.errors import (
     ConfigurationError,
     CreditBankError,
-    InvalidInputError,
     StorageError,
     VerificationError,
 )
 from creditbank.service.bank import Bank
 from creditbank.service.issuance import issuer_did_document
-from creditbank.service.verification import (
+from creditbank.service.verification_checks import (
+    consistency_check,
+    embedded_checkpoints,
+    parse_credential,
+    read_upload,
+)
+from creditbank.service.verification_report import (
     INVALID,
     REVOKED,
     VALID,
     PhaseTimer,
     VerificationReport,
-    consistency_check,
-    embedded_checkpoints,
-    parse_credential,
-    pdf_checks,
-    upload_kind,
 )
 from creditbank.storage.tables import entries_t
 
@@ -300,22 +300,11 @@ def verify_file(
         InvalidInputError: when the file is neither a readable PDF nor a JSON object.
         CreditBankError: as ``live``'s methods raise (network or HTTP failures).
     """
-    from creditbank.render.pdfsign import extract_credential, inspect_pdf_signature
-
     timer = PhaseTimer()
     checks: list[Check] = []
-    if upload_kind(data, media_type) == "pdf":
-        with timer("pdf.signature"):
-            checks.extend(pdf_checks(inspect_pdf_signature(data, list(keys.trust_roots))))
-        with timer("pdf.credential"):
-            try:
-                credential = parse_credential(extract_credential(data))
-            except (VerificationError, InvalidInputError) as e:
-                checks.append(Check("pdf.credential", False, str(e)))
-                return VerificationReport(False, INVALID, checks, timings=timer.timings)
-            checks.append(Check("pdf.credential", True, "credential.json is attached"))
-    else:
-        credential = parse_credential(data)
+    _kind, credential = read_upload(data, media_type, lambda: keys.trust_roots, timer, checks)
+    if credential is None:
+        return VerificationReport(False, INVALID, checks, timings=timer.timings)
     with timer("credential"):
         checks.extend(
             check_credential(

@@ -36,8 +36,8 @@ from creditbank.service.verification import (
     VerificationReport,
     Verifier,
     check_label,
-    verifier_for,
 )
+from creditbank.service.verification import app_verifier as get_verifier
 from creditbank.web.catalogue import MESSAGES
 from creditbank.web.ratelimit import rate_limit
 from creditbank.web.site import Site, SiteDep
@@ -184,19 +184,6 @@ VERIFY_MESSAGES: Final[dict[str, dict[str, str]]] = {
     "v.another": {"zh": "验证另一个验证码", "en": "Verify another code"},
 }
 MESSAGES.update(VERIFY_MESSAGES)
-
-
-def get_verifier(request: Request) -> Verifier:
-    """The app's verifier, shared with the API (``app.state.verifier``)."""
-    state = request.app.state
-    found: Verifier | None = getattr(state, "verifier", None)
-    if found is None:
-        reads = getattr(state, "log_reads", None)
-        found = verifier_for(
-            state.bank, live_size=None if reads is None else reads.latest_published_size
-        )
-        state.verifier = found
-    return found
 
 
 # -- what the template shows ---------------------------------------------------------------------

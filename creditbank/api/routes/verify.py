@@ -26,7 +26,7 @@ from starlette.datastructures import UploadFile
 from creditbank.api.errors import UnsupportedMediaTypeError
 from creditbank.api.ratelimit import rate_limit
 from creditbank.errors import InvalidInputError, TooLargeError
-from creditbank.service.verification import MAX_UPLOAD_BYTES, Verifier, verifier_for
+from creditbank.service.verification import MAX_UPLOAD_BYTES, Verifier, app_verifier
 
 router = APIRouter(prefix="/api/v1", tags=["verification"])
 
@@ -84,17 +84,8 @@ _REPORT: Final[dict[int | str, dict[str, Any]]] = {
 
 
 def get_verifier(request: Request) -> Verifier:
-    """The app's verifier (made on first use; it reads the live size through the fast
-    reader when the app has one)."""
-    state = request.app.state
-    found: Verifier | None = getattr(state, "verifier", None)
-    if found is None:
-        reads = getattr(state, "log_reads", None)
-        found = verifier_for(
-            state.bank, live_size=None if reads is None else reads.latest_published_size
-        )
-        state.verifier = found
-    return found
+    """The app's verifier (:func:`creditbank.service.verification.app_verifier`)."""
+    return app_verifier(request)
 
 
 VerifierDep = Annotated[Verifier, Depends(get_verifier)]
