@@ -165,12 +165,16 @@ class Ledger:
     # -- append ---------------------------------------------------------------------------
     def append(
         self,
-        raws: Sequence[bytes],
+        raws: Sequence[bytes | Entry],
         *,
         extras: Sequence[Mapping[str, Any] | None] | None = None,
         publish: bool | None = None,
     ) -> list[AppendOutcome]:
         """Append one atomic batch. Returns an outcome per entry, in order.
+
+        Each item is an entry's bytes, or the :class:`Entry` already parsed from them (a
+        posted entry is parsed once, on its way in: :func:`creditbank.core.entries.
+        entry_from_object`); the ledger parses only the bytes.
 
         Raises:
             BatchRejected: listing every failing item; nothing is written.
@@ -183,7 +187,7 @@ class Ledger:
 
     def append_many(
         self,
-        requests: Sequence[Sequence[bytes]],
+        requests: Sequence[Sequence[bytes | Entry]],
         *,
         extras: Sequence[Sequence[Mapping[str, Any] | None] | None] | None = None,
         publish: bool | None = None,
@@ -257,8 +261,9 @@ class Ledger:
             raise
         return results
 
-    def _prepare(self, raws: Sequence[bytes]) -> _Prepared | CreditBankError:
-        """Parse every entry and verify signatures with known keys, outside the lock."""
+    def _prepare(self, raws: Sequence[bytes | Entry]) -> _Prepared | CreditBankError:
+        """Parse every entry (unless given parsed) and verify signatures with known keys,
+        outside the lock."""
         if not raws:
             return InvalidInputError("empty batch", code="batch.empty")
         if len(raws) > MAX_BATCH:
@@ -271,7 +276,7 @@ class Ledger:
         keys = self._registry.public_keys() if self._registry is not None else {}
         for i, raw in enumerate(raws):
             try:
-                e = parse_entry(raw)
+                e = raw if isinstance(raw, Entry) else parse_entry(raw)
             except CreditBankError as err:
                 problems.append({"index": i, "code": err.code, "detail": err.message})
                 continue
@@ -528,7 +533,7 @@ class GroupCommitter:
         self.max_entries = max_entries
         self._q: queue.Queue[
             tuple[
-                Sequence[bytes],
+                Sequence[bytes | Entry],
                 Sequence[Mapping[str, Any] | None] | None,
                 Future[list[AppendOutcome]],
             ]
@@ -538,7 +543,9 @@ class GroupCommitter:
         self._thread.start()
 
     def submit(
-        self, raws: Sequence[bytes], extras: Sequence[Mapping[str, Any] | None] | None = None
+        self,
+        raws: Sequence[bytes | Entry],
+        extras: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[AppendOutcome]:
         """Append a batch through the shared committer and wait for its outcome.
 
