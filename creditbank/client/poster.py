@@ -73,23 +73,20 @@ from creditbank.core.checkpoint import Checkpoint, verify_checkpoint
 from creditbank.core.entries import build_entry, format_time, sign_entry
 from creditbank.core.identity import IdentityDoc
 from creditbank.core.signing import (
-    Ed25519Signer,
     Signer,
     entry_key_id,
-    format_signer_key,
     format_verifier_key,
-    parse_signer_key,
     parse_verifier_key,
 )
 from creditbank.errors import (
     AuthError,
     ConfigurationError,
-    ConflictError,
     CreditBankError,
     ForbiddenError,
     InvalidInputError,
     VerificationError,
 )
+from creditbank.keyfiles import fsync_dir, generate_key_file, load_key_file
 
 DEFAULT_BATCH_SIZE: Final = 500
 #: the bank takes at most 1,000 entries (and 4 MiB) per request
@@ -130,30 +127,7 @@ class PostError(CreditBankError):
 
 
 # --- key files ---------------------------------------------------------------------------------
-def generate_key_file(path: Path, institution: str) -> Ed25519Signer:
-    """Create an institution's Ed25519 key file ``PRIVATE+KEY+<institution>+…`` (mode 0600).
-
-    Raises:
-        ConflictError: ``keys.exists`` if the file exists (a key is never overwritten).
-        InvalidInputError: ``key.bad_name`` if the institution id cannot name a key.
-        ConfigurationError: if the file cannot be written.
-    """
-    signer = Ed25519Signer.from_seed(secrets.token_bytes(32))
-    text = format_signer_key(institution, signer.seed) + "\n"  # checks the name first
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as e:
-        raise ConflictError(f"refusing to overwrite existing key {path}", code="keys.exists") from e
-    except OSError as e:
-        raise ConfigurationError(f"cannot create key file {path}: {e.strerror}") from e
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(path, 0o600)
-    return signer
-
-
+# generate_key_file and load_key_file are creditbank.keyfiles' (shared with the bank's home)
 def public_key_line(institution: str, signer: Signer) -> str:
     """The public half to give the bank: the C2SP verifier key ``<id>+<hex8>+<base64>``.
 
@@ -161,29 +135,6 @@ def public_key_line(institution: str, signer: Signer) -> str:
         InvalidInputError: ``key.bad_name`` if the institution id cannot name a key.
     """
     return format_verifier_key(institution, signer.public_bytes)
-
-
-def load_key_file(path: Path) -> tuple[str, Ed25519Signer]:
-    """Read a ``PRIVATE+KEY`` file; returns the key name (the institution id) and the signer.
-
-    Raises:
-        ConfigurationError: if the file is missing, unreadable, readable by others or malformed.
-    """
-    try:
-        mode = path.stat().st_mode & 0o777
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as e:
-        why = e.strerror if isinstance(e, OSError) else "not ASCII"
-        raise ConfigurationError(f"cannot read key file {path}: {why}", code="keys.read") from e
-    if mode & 0o077:
-        raise ConfigurationError(
-            f"key file {path} is readable by others (mode {mode:o}); chmod 600 it",
-            code="keys.mode",
-        )
-    try:
-        return parse_signer_key(text)
-    except CreditBankError as e:
-        raise ConfigurationError(f"key file {path} is malformed: {e}", code="keys.read") from e
 
 
 # --- journal -----------------------------------------------------------------------------------
@@ -205,17 +156,6 @@ def _lock(f: Any, path: Path) -> None:
             f"journal {path} is in use: another 'creditbank post' of this file is running",
             code="post.journal_busy",
         ) from e
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - not possible on every platform
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def default_journal_path(path: Path) -> Path:
@@ -278,7 +218,7 @@ class Journal:
                 self._file.truncate(good)
             if good == 0:
                 self._write([header])
-                _fsync_dir(path.parent)  # the new file's name is durable too
+                fsync_dir(path.parent)  # the new file's name is durable too
         except BaseException:
             self._file.close()
             raise
@@ -366,11 +306,17 @@ class ItemProblem:
     detail: str
 
 
-class BatchRefused(Exception):  # noqa: N818 - an answer, not a failure of the client
-    """The bank refused the batch as a whole; ``items`` names the failing entries."""
+class BatchRefused(CreditBankError):  # noqa: N818 - an answer, not a failure of the client
+    """The bank refused the batch as a whole; ``items`` names the failing entries.
+
+    ``code`` is ``post.refused``; the bank's own answer is ``status`` (HTTP) and ``problem``
+    (its ``code`` and ``detail``).
+    """
+
+    code = "post.refused"
 
     def __init__(self, status: int, problem: ItemProblem, items: list[ItemProblem]) -> None:
-        super().__init__(problem.detail)
+        super().__init__(f"the bank refused ({problem.code}): {problem.detail}")
         self.status = status
         self.problem = problem
         self.items = items

@@ -1,17 +1,23 @@
-"""Key files in ``$CREDITBANK_HOME/keys`` (mode 0600, never overwritten)."""
+"""Key files in ``$CREDITBANK_HOME/keys`` (mode 0600, never overwritten).
+
+The file I/O (exclusive create, fsync, modes, refusal of keys others may read) is
+:mod:`creditbank.keyfiles`, shared with the signing client; this module knows the home's
+layout: which files, which names, and that the keys directory is created (mode 0700).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from creditbank import keyfiles
 from creditbank.config import Settings
-from creditbank.core.signing import Ed25519Signer, format_signer_key, parse_signer_key
-from creditbank.errors import ConfigurationError, ConflictError, CreditBankError
+from creditbank.core.signing import Ed25519Signer
+from creditbank.errors import ConfigurationError, ConflictError
+from creditbank.keyfiles import load_key_file
 
 if TYPE_CHECKING:
     from creditbank.render.pdfsign import DocumentSigner
@@ -21,41 +27,20 @@ ISSUER_KEY = "issuer.key"
 PEPPER = "pepper"
 
 
+def _keys_dir(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def generate_key_file(path: Path, name: str) -> Ed25519Signer:
-    """Create a new Ed25519 key file (``PRIVATE+KEY+name+…``) with mode 0600.
+    """Create a new Ed25519 key file (``PRIVATE+KEY+name+…``) with mode 0600, creating its
+    directory (mode 0700) if needed.
 
     Raises:
         ConflictError: if the file already exists (keys are never overwritten).
+        InvalidInputError: ``key.bad_name`` if ``name`` cannot name a key.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    signer = Ed25519Signer.from_seed(secrets.token_bytes(32))
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as e:
-        raise ConflictError(f"refusing to overwrite existing key {path}", code="keys.exists") from e
-    with os.fdopen(fd, "w") as f:
-        f.write(format_signer_key(name, signer.seed) + "\n")
-    os.chmod(path, 0o600)
-    return signer
-
-
-def load_key_file(path: Path) -> tuple[str, Ed25519Signer]:
-    """Read a key file; returns its key name and signer.
-
-    Raises:
-        ConfigurationError: if the file is missing, unreadable, too open or malformed.
-    """
-    try:
-        mode = path.stat().st_mode & 0o777
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigurationError(f"cannot read key file {path}: {e.strerror}") from e
-    if mode & 0o077:
-        raise ConfigurationError(f"key file {path} is readable by others (mode {mode:o})")
-    try:
-        return parse_signer_key(text)
-    except CreditBankError as e:
-        raise ConfigurationError(f"key file {path} is malformed: {e}") from e
+    _keys_dir(path)
+    return keyfiles.generate_key_file(path, name)
 
 
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:
@@ -65,21 +50,14 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
         ConfigurationError: if the file is unreadable, too open or malformed.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(size) + "\n")
+        _keys_dir(path)
+        # made meanwhile by another process: read theirs
+        with contextlib.suppress(ConflictError):
+            keyfiles.create_file(path, (secrets.token_hex(size) + "\n").encode(), what="secret")
     try:
-        mode = path.stat().st_mode & 0o777
-        text = path.read_text().strip()
-    except OSError as e:
-        raise ConfigurationError(f"cannot read secret {path}: {e.strerror}") from e
-    if mode & 0o077:
-        raise ConfigurationError(f"secret {path} is readable by others (mode {mode:o})")
+        text = keyfiles.read_private(path, what="secret").decode("ascii").strip()
+    except UnicodeDecodeError as e:
+        raise ConfigurationError(f"secret {path} is not hex") from e
     try:
         value = bytes.fromhex(text)
     except ValueError as e:
@@ -93,13 +71,6 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
 DOCUMENT_CA = "document-ca.pem"
 DOCUMENT_CERT = "document.pem"
 DOCUMENT_KEY = "document.key"
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
 
 
 def ensure_document_identity(settings: Settings, now: datetime) -> bool:
@@ -127,24 +98,20 @@ def ensure_document_identity(settings: Settings, now: datetime) -> bool:
 
     ca, cert, key = generate_demo_document_identity(settings.bank_name_en, now)
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        _write_new(paths[2], key, 0o600)
-        _write_new(paths[0], ca, 0o644)
-        _write_new(paths[1], cert, 0o644)
-    except FileExistsError as e:  # another process made them meanwhile: keep theirs
-        raise ConflictError(f"refusing to overwrite {e.filename}", code="keys.exists") from e
+    # another process making them meanwhile gets ConflictError: keep theirs
+    keyfiles.create_file(paths[2], key)
+    keyfiles.create_file(paths[0], ca, mode=0o644, what="certificate")
+    keyfiles.create_file(paths[1], cert, mode=0o644, what="certificate")
     return True
 
 
 def _read(path: Path, *, secret: bool) -> bytes:
+    if secret:
+        return keyfiles.read_private(path)
     try:
-        mode = path.stat().st_mode & 0o777
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise ConfigurationError(f"cannot read {path}: {e.strerror}") from e
-    if secret and mode & 0o077:
-        raise ConfigurationError(f"key file {path} is readable by others (mode {mode:o})")
-    return data
 
 
 def document_identity_files(settings: Settings) -> tuple[Path, Path, Path | None]:
@@ -187,3 +154,20 @@ def document_trust_roots(settings: Settings) -> list[bytes]:
     if chain is None:
         raise ConfigurationError("no document certificate chain (CREDITBANK_DOCUMENT_CHAIN)")
     return [_read(chain, secret=False)]
+
+
+__all__ = [
+    "DOCUMENT_CA",
+    "DOCUMENT_CERT",
+    "DOCUMENT_KEY",
+    "ISSUER_KEY",
+    "LOG_KEY",
+    "PEPPER",
+    "document_identity_files",
+    "document_trust_roots",
+    "ensure_document_identity",
+    "generate_key_file",
+    "load_document_identity",
+    "load_key_file",
+    "load_or_create_secret",
+]
