@@ -6,7 +6,7 @@ knows (a service desk, a demo home); workers otherwise sign up and claim on the 
 password is read from stdin with ``--password-stdin`` (one line), else prompted for twice
 without echo; it is never an argument (``ps`` would show it).
 
-Registered on the main app by one import line in :mod:`creditbank.cli.main`.
+Its ``commands`` join the parser in :mod:`creditbank.cli.main`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from creditbank.cli.main import _err, _open, _out, app
+from creditbank.cli.common import opened_bank, write_err, write_out
 from creditbank.errors import InvalidInputError
 from creditbank.service.accounts import Account, Accounts
 from creditbank.service.conversion import resolve_learner_ref
@@ -25,7 +25,8 @@ account_app = typer.Typer(
     help="Accounts for people: bank admins, institution operators, workers.",
     no_args_is_help=True,
 )
-app.add_typer(account_app, name="account")
+commands = typer.Typer()
+commands.add_typer(account_app, name="account")
 
 LoginArg = Annotated[str, typer.Argument(help="email address or phone number (the login)")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="how pages address the person")]
@@ -51,7 +52,7 @@ def _password(from_stdin: bool) -> str:
 
 def _show(acc: Account) -> None:
     where = acc.institution_id or acc.learner_id or ""
-    _out(f"{acc.account_id}\t{acc.role}\t{acc.login}" + (f"\t{where}" if where else ""))
+    write_out(f"{acc.account_id}\t{acc.role}\t{acc.login}" + (f"\t{where}" if where else ""))
 
 
 @account_app.command("add-admin")
@@ -60,10 +61,10 @@ def add_admin(
 ) -> None:
     """Create a bank admin account."""
     password = _password(password_stdin)
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         acc = Accounts(bank).add_admin(login, password, name)
     _show(acc)
-    _err(f"admin account for {acc.login} created")
+    write_err(f"admin account for {acc.login} created")
 
 
 @account_app.command("add-operator")
@@ -76,10 +77,10 @@ def add_operator(
 ) -> None:
     """Create an operator account bound to one registered institution."""
     password = _password(password_stdin)
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         acc = Accounts(bank).add_operator(login, password, institution, name)
     _show(acc)
-    _err(f"operator account for {acc.login} at {institution} created")
+    write_err(f"operator account for {acc.login} at {institution} created")
 
 
 @account_app.command("add-worker")
@@ -94,11 +95,11 @@ def add_worker(
 ) -> None:
     """Create a worker account already holding a known learner's records."""
     password = _password(password_stdin)
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         learner_id = resolve_learner_ref(bank, learner)
         acc = Accounts(bank).add_worker_for(login, password, learner_id, name)
     _show(acc)
-    _err(f"worker account for {acc.login} holding {learner_id} created")
+    write_err(f"worker account for {acc.login} holding {learner_id} created")
 
 
 @account_app.command("list")
@@ -109,7 +110,7 @@ def list_accounts(
     """List the accounts of one role (tab separated)."""
     if role not in ("worker", "operator", "admin"):
         raise InvalidInputError("role is worker, operator or admin", code="account.role")
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         rows = Accounts(bank).of_role(role)  # type: ignore[arg-type]  # checked above
     for acc in rows:
         _show(acc)

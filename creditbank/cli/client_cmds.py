@@ -2,14 +2,13 @@
 
 They run on the institution's machine and need no bank home: ``keys generate`` writes a key
 file, ``post`` signs a CSV or JSONL file's rows with it and posts them to the bank over HTTP
-(:mod:`creditbank.client`). Registered on ``app`` by one import line in ``main``.
+(:mod:`creditbank.client`). Its ``commands`` join the parser in :mod:`creditbank.cli.main`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Final
@@ -26,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from creditbank.cli.main import EX_FAILURE, EX_OK, app
+from creditbank.cli.common import EX_FAILURE, EX_OK, write_err, write_out
 from creditbank.client.poster import (
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
@@ -45,17 +44,8 @@ PUBLIC_SUFFIX: Final = ".pub"
 _PHASES: Final = {"validate": "validating rows", "resolve": "resolving learners", "post": "posting"}
 
 keys_app = typer.Typer(help="Institution key files (run at the institution).", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+commands = typer.Typer()
+commands.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("generate")
@@ -83,11 +73,11 @@ def keys_generate(
             f.write(line + "\n")
     except OSError as e:
         raise ConfigurationError(f"cannot write {public_path}: {e.strerror}") from e
-    _out(f"private key: {out} (mode 0600; it never leaves this machine)")
-    _out(f"public key file: {public_path}")
-    _out(f"public key: {line}")
-    _out(f"key id: {entry_key_id(signer.public_bytes)}")
-    _out(f"raw public key (base64): {b64encode(signer.public_bytes)}")
+    write_out(f"private key: {out} (mode 0600; it never leaves this machine)")
+    write_out(f"public key file: {public_path}")
+    write_out(f"public key: {line}")
+    write_out(f"key id: {entry_key_id(signer.public_bytes)}")
+    write_out(f"raw public key (base64): {b64encode(signer.public_bytes)}")
 
 
 class RichProgress:
@@ -129,13 +119,13 @@ class RichProgress:
 def _print_report(report: PostReport, *, dry_run: bool) -> None:
     rate = report.rows / report.seconds if report.seconds else 0.0
     if dry_run:
-        _out(
+        write_out(
             f"checked {report.rows:,} rows of {report.path.name}: "
             f"{report.rows - len(report.invalid):,} valid, {len(report.invalid):,} invalid "
             f"({report.seconds:.1f} s); nothing was sent"
         )
     else:
-        _out(
+        write_out(
             f"{report.path.name}: {report.rows:,} rows; posted {report.posted:,}, "
             f"already in the log {report.duplicates:,}, skipped (journal) {report.skipped:,}, "
             f"invalid {len(report.invalid):,}, rejected {len(report.rejected):,} "
@@ -143,12 +133,12 @@ def _print_report(report: PostReport, *, dry_run: bool) -> None:
         )
     failures = report.failures
     if failures:
-        _out("row\trecord_id\tcode\tdetail")
+        write_out("row\trecord_id\tcode\tdetail")
         for e in failures:
-            _out(f"{e.row}\t{e.record_id or '-'}\t{e.code}\t{e.detail}")
+            write_out(f"{e.row}\t{e.record_id or '-'}\t{e.code}\t{e.detail}")
 
 
-@app.command("post")
+@commands.command("post")
 def post(
     file: Annotated[Path, typer.Argument(help="records to post: FILE.csv or FILE.jsonl")],
     institution: Annotated[str, typer.Option("--institution", help="the posting institution's id")],
@@ -205,7 +195,7 @@ def post(
     _print_report(result, dry_run=dry_run)
     if not dry_run:
         kept = journal or default_journal_path(file)
-        _err(f"journal: {kept}" if kept.exists() else "journal: none (nothing was posted)")
+        write_err(f"journal: {kept}" if kept.exists() else "journal: none (nothing was posted)")
     if report is not None:
         report.write_text(
             json.dumps(result.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -13,14 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from creditbank.cli.main import _open, _out, app
+from creditbank.cli.common import opened_bank, write_out
 from creditbank.errors import InvalidInputError
 from creditbank.service import conversion
 
 rules_app = typer.Typer(help="Conversion rules published by the bank.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
-app.add_typer(rules_app, name="rules")
-app.add_typer(report_app, name="report")
+commands = typer.Typer()
+commands.add_typer(rules_app, name="rules")
+commands.add_typer(report_app, name="report")
 
 LearnerArg = Annotated[
     str, typer.Argument(help="the bank's learner id (LRN-…) or an imported dataset's id")
@@ -94,14 +95,14 @@ def rules_publish(
         raise InvalidInputError(
             f"{file} is not UTF-8 JSON: {e}", code="conversion.rules_file"
         ) from e
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         current = conversion.current_rules(bank)
         publication = conversion.parse_rules_document(
             doc, base=current.publication if current is not None else None
         )
         result = conversion.publish_rules(bank, publication)
     verb = "published" if result.created else "unchanged; already in force"
-    _out(
+    write_out(
         f"rules {verb}: {result.rule_versions} version(s) of {result.rule_keys} rule(s) "
         f"at ledger index {result.entry_index}"
     )
@@ -110,7 +111,7 @@ def rules_publish(
 @rules_app.command("show")
 def rules_show(ctx: typer.Context) -> None:
     """Print the rule set in force (the body of the latest rules.published entry) as JSON."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         ruleset = conversion.current_rules(bank)
         if ruleset is None:
             raise InvalidInputError("no rules are published yet", code="conversion.no_rules")
@@ -119,10 +120,10 @@ def rules_show(ctx: typer.Context) -> None:
             "published_at": ruleset.published_at,
             **ruleset.publication.body(),
         }
-    _out(_dump(doc))
+    write_out(_dump(doc))
 
 
-@app.command("apply")
+@commands.command("apply")
 def apply_(
     ctx: typer.Context,
     learner: LearnerArg,
@@ -135,7 +136,7 @@ def apply_(
     _decide(ctx, conversion.apply, learner, program, exam, on, as_json)
 
 
-@app.command("what-if")
+@commands.command("what-if")
 def what_if(
     ctx: typer.Context,
     learner: LearnerArg,
@@ -160,7 +161,7 @@ def _decide(
     """Shared body of ``apply`` (records the decision) and ``what-if`` (records nothing)."""
     program_id, certificate_type_id = _target(program, exam)
     day = conversion.parse_date(on, "--on") if on is not None else None
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         learner_id = conversion.resolve_learner_ref(bank, learner)
         view = decide(
             bank,
@@ -169,7 +170,7 @@ def _decide(
             certificate_type_id=certificate_type_id,
             on=day,
         )
-    _out(_dump(view) if as_json else "\n".join(_summary(view)))
+    write_out(_dump(view) if as_json else "\n".join(_summary(view)))
 
 
 class ReportFormat(StrEnum):
@@ -202,9 +203,9 @@ def report_conversions(
     day = conversion.parse_date(as_of, "--as-of")
     if bank_ids and dataset is not None:
         raise InvalidInputError("--dataset and --bank-ids exclude each other", code="usage")
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         report = conversion.conversion_report(
             bank, day, dataset="" if bank_ids else dataset, explanations=explanations
         )
     if format_ is ReportFormat.json:
-        _out(_dump(report))
+        write_out(_dump(report))

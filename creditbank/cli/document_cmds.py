@@ -14,14 +14,15 @@ from typing import Annotated
 
 import typer
 
-from creditbank.cli.main import _open, _out, app
+from creditbank.cli.common import opened_bank, write_out
 from creditbank.errors import ConfigurationError, InvalidInputError
 from creditbank.service import conversion, issuance
 
 transcript_app = typer.Typer(help="Transcripts (and certificates) issued.", no_args_is_help=True)
 certificate_app = typer.Typer(help="Certificates of one record or decision.", no_args_is_help=True)
-app.add_typer(transcript_app, name="transcript")
-app.add_typer(certificate_app, name="certificate")
+commands = typer.Typer()
+commands.add_typer(transcript_app, name="transcript")
+commands.add_typer(certificate_app, name="certificate")
 
 LearnerOpt = Annotated[
     str,
@@ -73,13 +74,13 @@ def _report(got: issuance.Issued, out: Path, json_file: Path | None) -> None:
     _write(out, got.pdf)
     if json_file is not None:
         _write(json_file, got.credential)
-    _out(
+    write_out(
         f"{got.kind} {got.doc_id} issued for {got.learner_id} "
         f"(ledger entry {got.entry_index}, status bit {got.status_list}/{got.status_index})"
     )
-    _out(f"verification code: {got.display_code} (valid until {got.code_expires_at[:10]})")
-    _out(f"verification url: {got.verify_url}")
-    _out(f"pdf: {out}" + (f"  credential: {json_file}" if json_file is not None else ""))
+    write_out(f"verification code: {got.display_code} (valid until {got.code_expires_at[:10]})")
+    write_out(f"verification url: {got.verify_url}")
+    write_out(f"pdf: {out}" + (f"  credential: {json_file}" if json_file is not None else ""))
 
 
 @transcript_app.command("issue")
@@ -96,7 +97,7 @@ def transcript_issue(
     """Issue a signed transcript (PDF with the credential attached) and print its code."""
     chosen = None if records is None else _indices(records, "--records")
     _check_out(out, json_file)
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         learner_id = conversion.resolve_learner_ref(bank, learner)
         got = issuance.issue_transcript(bank, learner_id, chosen)
     _report(got, out, json_file)
@@ -118,7 +119,7 @@ def certificate_issue(
         raise InvalidInputError("give --record I or --decision I",
                                 code="document.certificate_subject")  # fmt: skip
     _check_out(out, json_file)
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         learner_id = conversion.resolve_learner_ref(bank, learner)
         got = issuance.issue_certificate(bank, learner_id, record=record, decision=decision)
     _report(got, out, json_file)
@@ -131,9 +132,9 @@ def transcript_revoke(
     reason: Annotated[str, typer.Option("--reason", help="why, in words (recorded in the log)")],
 ) -> None:
     """Withdraw a transcript or certificate (a bank-signed transcript.revoked entry)."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         info = issuance.revoke_document(bank, document_id, reason=reason, by="bank")
-    _out(f"{info['kind']} {info['document_id']} revoked: {reason.strip()}")
+    write_out(f"{info['kind']} {info['document_id']} revoked: {reason.strip()}")
 
 
 @transcript_app.command("list")
@@ -143,17 +144,17 @@ def transcript_list(
     as_json: Annotated[bool, typer.Option("--json", help="print the list as JSON")] = False,
 ) -> None:
     """List a learner's transcripts and certificates with their status."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         learner_id = conversion.resolve_learner_ref(bank, learner)
         docs = issuance.list_documents(bank, learner_id)
     if as_json:
-        _out(json.dumps(docs, ensure_ascii=False, indent=2))
+        write_out(json.dumps(docs, ensure_ascii=False, indent=2))
         return
     if not docs:
-        _out(f"no documents for {learner_id}")
+        write_out(f"no documents for {learner_id}")
     for d in docs:
         line = f"{d['document_id']}  {d['kind']:<11} {d['issued_at']}  items {d['items']:>3}  "
         line += d["status"]
         for c in d["revoked"]:
             line += f"\n    {c['what']} {c['at']}: {c['reason']}"
-        _out(line)
+        write_out(line)

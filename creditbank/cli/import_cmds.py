@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from creditbank.cli.main import _err, _open, _out, app
+from creditbank.cli.common import opened_bank, write_err, write_out
 from creditbank.service.importer import ImportReport, Progress, import_dataset
 
 
@@ -23,7 +23,7 @@ def progress_printer(min_interval: float = 0.5) -> Progress:
             return
         last[step] = now
         pct = done * 100 // total if total else 100
-        _err(f"import: {step} {done}/{total} ({pct}%)")
+        write_err(f"import: {step} {done}/{total} ({pct}%)")
 
     return progress
 
@@ -47,7 +47,10 @@ def summary_lines(report: ImportReport) -> list[str]:
     return lines
 
 
-@app.command("import")
+commands = typer.Typer()
+
+
+@commands.command("import")
 def import_(
     ctx: typer.Context,
     directory: Annotated[
@@ -63,7 +66,7 @@ def import_(
 ) -> None:
     """Import a dataset (institutions, learners, records, corrections, revocations) through
     the signed ledger path, then publish a checkpoint. Safe to re-run."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         report = import_dataset(bank, directory, name=name, progress=progress_printer())
     for line in summary_lines(report):
-        _out(line)
+        write_out(line)

@@ -6,7 +6,7 @@ take the PUBLIC key, given as a verifier key ``name+hex8+base64`` (the ``FILE.pu
 A private key file is refused (``key.private``): the bank never asks for one, so that no
 operator gets used to receiving them. Tokens are printed once, on stdout; notes go to stderr.
 
-Registered on the main app by one import line in :mod:`creditbank.cli.main`.
+Its ``commands`` join the parser in :mod:`creditbank.cli.main`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from creditbank.cli.main import _err, _open, _out, app
+from creditbank.cli.common import opened_bank, write_err, write_out
 from creditbank.core.signing import (
     PUBLIC_KEY_SIZE,
     b64decode,
@@ -35,8 +35,9 @@ institution_app = typer.Typer(
     no_args_is_help=True,
 )
 learner_app = typer.Typer(help="Learner tokens and erasure of personal data.", no_args_is_help=True)
-app.add_typer(institution_app, name="institution")
-app.add_typer(learner_app, name="learner")
+commands = typer.Typer()
+commands.add_typer(institution_app, name="institution")
+commands.add_typer(learner_app, name="learner")
 
 #: longest key file read
 _MAX_KEY_FILE = 4096
@@ -148,13 +149,13 @@ def institution_add(
 ) -> None:
     """Register an institution with its public key(s) (a bank-signed ledger entry)."""
     keys = [read_public_key(k) for k in public_key]
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         out = svc.register_institution(
             bank, institution_id, kind=kind, name_zh=name_zh, name_en=name_en, public_keys=keys
         )
-    _out(f"registered {institution_id} at index {out.index}")
+    write_out(f"registered {institution_id} at index {out.index}")
     for k in keys:
-        _out(f"  key {entry_key_id(k)}")
+        write_out(f"  key {entry_key_id(k)}")
 
 
 @institution_app.command("key-add")
@@ -163,10 +164,10 @@ def institution_key_add(
 ) -> None:
     """Add public key(s) to an institution; each signs from now on."""
     keys = [read_public_key(k) for k in public_key]
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         for k in keys:
             out = svc.add_key(bank, institution_id, k)
-            _out(f"added key {entry_key_id(k)} to {institution_id} at index {out.index}")
+            write_out(f"added key {entry_key_id(k)} to {institution_id} at index {out.index}")
 
 
 @institution_app.command("key-revoke")
@@ -186,9 +187,11 @@ def institution_key_revoke(
 ) -> None:
     """Revoke an institution's key from a point in time."""
     when = svc.parse_instant(effective_at)
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         out = svc.revoke_key(bank, institution_id, key_id, effective_at=when, reason=reason)
-    _out(f"revoked key {key_id} of {institution_id} from {when.isoformat()} at index {out.index}")
+    write_out(
+        f"revoked key {key_id} of {institution_id} from {when.isoformat()} at index {out.index}"
+    )
 
 
 @institution_app.command("close")
@@ -202,9 +205,11 @@ def institution_close(
 ) -> None:
     """Close an institution, naming the custodian of its records."""
     day = _parse_date(closed_on)
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         out = svc.close_institution(bank, institution_id, closed_on=day, custodian=custodian)
-    _out(f"closed {institution_id} on {day.isoformat()}; custodian {custodian}; index {out.index}")
+    write_out(
+        f"closed {institution_id} on {day.isoformat()}; custodian {custodian}; index {out.index}"
+    )
 
 
 @institution_app.command("token")
@@ -214,10 +219,12 @@ def institution_token(
     label: Annotated[str | None, typer.Option(help="a note on whom it is for")] = None,
 ) -> None:
     """Create an API token for an institution; printed only once."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         token, row = svc.issue_institution_token(bank, institution_id, label=label)
-    _out(token)
-    _err(f"institution token {row.token_id} for {institution_id} created; shown only this once")
+    write_out(token)
+    write_err(
+        f"institution token {row.token_id} for {institution_id} created; shown only this once"
+    )
 
 
 @institution_app.command("token-revoke")
@@ -226,10 +233,10 @@ def institution_token_revoke(
     token_id: Annotated[str, typer.Argument(help="the token id printed when it was created")],
 ) -> None:
     """Revoke an API token by its id (any role); repeating it is harmless."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         row = svc.revoke_token(bank, token_id)
     whose = f" of {row.subject}" if row.subject else ""
-    _out(f"{row.role} token {row.token_id}{whose} revoked at {row.revoked_at}")
+    write_out(f"{row.role} token {row.token_id}{whose} revoked at {row.revoked_at}")
 
 
 @learner_app.command("token")
@@ -239,11 +246,11 @@ def learner_token(
     label: Annotated[str | None, typer.Option(help="a note on whom it is for")] = None,
 ) -> None:
     """Create an API token for a learner (reads that learner's records); printed only once."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         learner_id = _learner_id(bank, learner)
         token, row = svc.issue_learner_token(bank, learner_id, label=label)
-    _out(token)
-    _err(f"learner token {row.token_id} for {learner_id} created; shown only this once")
+    write_out(token)
+    write_err(f"learner token {row.token_id} for {learner_id} created; shown only this once")
 
 
 @learner_app.command("erase")
@@ -253,7 +260,7 @@ def learner_erase(
 ) -> None:
     """Erase a learner's personal data (names, salt, identity key) and revoke the learner's
     tokens. The log and every proof stay valid; the log no longer links to the person."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         learner_id = _learner_id(bank, learner)
         revoked = svc.erase(bank, learner_id)
-    _out(f"erased the personal data of {learner_id}; {revoked} token(s) revoked")
+    write_out(f"erased the personal data of {learner_id}; {revoked} token(s) revoked")

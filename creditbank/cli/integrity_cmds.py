@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from creditbank.cli.main import _open, _out, app
+from creditbank.cli.common import opened_bank, write_out
 from creditbank.service.projection import rebuild_projections
 
+commands = typer.Typer()
 
-@app.command("rebuild-projections")
+
+@commands.command("rebuild-projections")
 def rebuild_projections_cmd(ctx: typer.Context) -> None:
     """Restore every derived column and projection row from the log, and re-sign lost
     checkpoints.
@@ -18,11 +20,11 @@ def rebuild_projections_cmd(ctx: typer.Context) -> None:
     decisions and voids are rebuilt from the entry bytes; a checkpoint deleted from the
     history is signed again (same note). Personal data (names) is not derivable and is left
     as it is. Run `creditbank audit` afterwards."""
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         report = rebuild_projections(bank)
     if not report.changed:
-        _out("projections match the log: nothing to rebuild")
+        write_out("projections match the log: nothing to rebuild")
         return
     for table, (fixed, added, removed) in sorted(report.changed.items()):
-        _out(f"{table}: {fixed} corrected, {added} restored, {removed} removed")
-    _out(f"rebuilt {report.total} row(s) from the log")
+        write_out(f"{table}: {fixed} corrected, {added} restored, {removed} removed")
+    write_out(f"rebuilt {report.total} row(s) from the log")

@@ -2,7 +2,7 @@
 name it did not sign (:mod:`creditbank.client.monitor`, docs/monitor.md).
 
 Like ``post`` it needs no bank home: it talks to the bank over HTTP and keeps its own state
-file. Registered on ``app`` by one import line in ``main``.
+file. Its ``commands`` join the parser in :mod:`creditbank.cli.main`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from creditbank.cli.main import app
+from creditbank.cli.common import write_out
 from creditbank.client.monitor import (
     MonitorReport,
     default_state_path,
@@ -25,11 +25,6 @@ from creditbank.client.monitor import (
 )
 from creditbank.client.urls import require_http_url
 from creditbank.errors import VerificationError
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def _progress_printer(min_total: int = 20_000) -> Callable[[str, int, int], None]:
@@ -61,7 +56,10 @@ def _summary(report: MonitorReport, url: str) -> list[str]:
     return lines
 
 
-@app.command("monitor")
+commands = typer.Typer()
+
+
+@commands.command("monitor")
 def monitor(
     institution: Annotated[
         str, typer.Option("--institution", help="the institution id to watch over")
@@ -111,14 +109,14 @@ def monitor(
         progress=_progress_printer(),
     )
     if as_json:
-        _out(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        write_out(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         for note in report.notes:
-            _out(note)
+            write_out(note)
         for line in iter_alert_lines(report):
-            _out(line)
+            write_out(line)
         for line in _summary(report, base):
-            _out(line)
+            write_out(line)
     if report.alerts:
         first = report.alerts[0]
         raise VerificationError(

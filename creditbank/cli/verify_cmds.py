@@ -27,7 +27,7 @@ import httpx
 import typer
 
 from creditbank.cli.client_cmds import keys_app
-from creditbank.cli.main import EX_FAILURE, EX_OK, _open, _out, _state, app
+from creditbank.cli.common import EX_FAILURE, EX_OK, opened_bank, state_of, write_out
 from creditbank.client.urls import require_http_url
 from creditbank.core.codes import normalize_code
 from creditbank.errors import ConfigurationError, InvalidInputError, VerificationError
@@ -47,10 +47,10 @@ def export_public(
     institution key registry with its log proofs, document CA)."""
     from creditbank.service.verification_offline import export_public_keys
 
-    with _open(ctx) as bank:
+    with opened_bank(ctx) as bank:
         written = export_public_keys(bank, folder)
     for path in written:
-        _out(f"wrote {path}")
+        write_out(f"wrote {path}")
 
 
 class HttpLiveLog:
@@ -98,15 +98,15 @@ class HttpLiveLog:
 
 def _print(report: dict[str, Any], as_json: bool, note: str | None) -> int:
     if as_json:
-        _out(json.dumps(report, ensure_ascii=False, indent=2))
+        write_out(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        _out(f"{report['status']}: {'verified' if report['verified'] else 'NOT verified'}")
+        write_out(f"{report['status']}: {'verified' if report['verified'] else 'NOT verified'}")
         for c in report["checks"]:
             mark = "ok  " if c["ok"] else "FAIL"
             detail = f" — {c['detail']}" if c["detail"] else ""
-            _out(f"  {mark} {c['name']}: {check_label(c['name'], 'en')}{detail}")
+            write_out(f"  {mark} {c['name']}: {check_label(c['name'], 'en')}{detail}")
         if note:
-            _out(note)
+            write_out(note)
     return EX_OK if report["verified"] else EX_FAILURE
 
 
@@ -116,7 +116,7 @@ def _ask_bank(ctx: typer.Context, target: str, url: str | None) -> dict[str, Any
         base, code = m.group(1), m.group(2)
     else:
         code = target
-        base = url or _state(ctx).settings().public_base_url
+        base = url or state_of(ctx).settings().public_base_url
     normalize_code(code)  # a bad code is bad input, not a failed verification
     endpoint = f"{base.rstrip('/')}/api/v1/verify/{normalize_code(code)}"
     try:
@@ -139,7 +139,10 @@ def _ask_bank(ctx: typer.Context, target: str, url: str | None) -> dict[str, Any
     return body
 
 
-@app.command("verify")
+commands = typer.Typer()
+
+
+@commands.command("verify")
 def verify(
     ctx: typer.Context,
     target: Annotated[

@@ -22,8 +22,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from creditbank.cli import main as cli_main
-from creditbank.cli.main import entry_file_name, main
+from creditbank.cli import common as cli_common
+from creditbank.cli.log_cmds import audit_progress, entry_file_name
+from creditbank.cli.main import main
 from creditbank.config import Settings
 from creditbank.core import merkle
 from creditbank.core.checkpoint import verify_checkpoint
@@ -127,8 +128,8 @@ def test_init_prints_the_home_and_refuses_to_overwrite(
 def test_init_masks_a_database_password(
     cli: Callable[..., Result], settings: Settings
 ) -> None:
-    assert cli_main._mask_url("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
-    assert cli_main._mask_url("sqlite:////x/y.db") == "sqlite:////x/y.db"
+    assert cli_common.mask_url("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert cli_common.mask_url("sqlite:////x/y.db") == "sqlite:////x/y.db"
 
 
 # -- log ---------------------------------------------------------------------------------------
@@ -288,13 +289,13 @@ def test_audit_names_the_first_bad_index(cli: Callable[..., Result], log: Bank) 
 
 
 def test_audit_progress_goes_to_stderr_on_long_logs(capsys: pytest.CaptureFixture[str]) -> None:
-    progress = cli_main._progress_printer()
+    progress = audit_progress()
     for done in range(0, 100_001, 1000):
         progress(done, 100_000)
     lines = capsys.readouterr().err.splitlines()
     assert 10 <= len(lines) <= 12  # one per 10 % (and at most ~1 per second)
     assert lines[-1] == "audit: 100000/100000 entries (100%)"
-    short = cli_main._progress_printer()
+    short = audit_progress()
     for done in range(10):
         short(done, 10)
     assert capsys.readouterr().err == ""
@@ -411,7 +412,7 @@ def test_unexpected_errors_exit_70_in_one_line(
     def broken(*_: Any, **__: Any) -> Bank:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(cli_main, "open_bank", broken)
+    monkeypatch.setattr(cli_common, "open_bank", broken)
     res = cli("log", "key")
     assert res.code == 70
     line = res.one_error_line()
