@@ -28,19 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import re
 import secrets
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final, Literal, Protocol
+from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from creditbank.core.entries import format_time, parse_time
@@ -52,245 +43,57 @@ from creditbank.errors import (
     InvalidInputError,
     NotFoundError,
     RateLimitedError,
-    StorageError,
 )
 from creditbank.service import institutions
-from creditbank.service.bank import Bank
+from creditbank.service.accounts_sessions import SessionAccounts
+from creditbank.service.accounts_values import (
+    CODE_ATTEMPTS,
+    CODE_DIGITS,
+    CODE_ID_RE,
+    CODE_TTL,
+    IDLE_TTL,
+    LOCK_AFTER,
+    MAX_LIVE_CODES,
+    MAX_TOKEN_LABEL,
+    SESSION_TTL,
+    TOKEN_ID_RE,
+    TOKEN_ROLE,
+    Account,
+    CodeSender,
+    LoggingSender,
+    MadeToken,
+    OutboxSender,
+    Role,
+    RowView,
+    account_of,
+    check_password,
+    display_name_of,
+    new_id,
+    normalize_login,
+    storage_error,
+)
 from creditbank.storage import accounts_repo as repo
 from creditbank.storage import documents_repo, token_repo
 from creditbank.storage import records_repo as rr
 
-log = logging.getLogger(__name__)
-
-Role = Literal["worker", "operator", "admin"]
-ROLES: Final[tuple[Role, ...]] = ("worker", "operator", "admin")
-#: the API token role each account role gets
-TOKEN_ROLE: Final[dict[str, str]] = {
-    "worker": "learner",
-    "operator": "institution",
-    "admin": "auditor",
-}
-SESSION_PREFIX: Final = "cbs_"
-SESSION_TTL: Final = timedelta(hours=12)
-IDLE_TTL: Final = timedelta(minutes=30)
-#: a session's last-seen time is written at most this often
-TOUCH_EVERY: Final = timedelta(minutes=1)
-CODE_TTL: Final = timedelta(minutes=10)
-CODE_DIGITS: Final = 6
-#: wrong tries a one-time code takes before it is dead
-CODE_ATTEMPTS: Final = 5
-#: live claim codes an account may hold at once
-MAX_LIVE_CODES: Final = 3
-LOCK_AFTER: Final = 5
-LOCK_FIRST: Final = 60
-LOCK_MAX: Final = 15 * 60
-MIN_PASSWORD: Final = 10
-MAX_PASSWORD: Final = 256
-MAX_DISPLAY_NAME: Final = 100
-MAX_TOKEN_LABEL: Final = 200
-_CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}")
-_PHONE_RE: Final = re.compile(r"\+?[0-9]{6,15}")
-_CODE_ID_RE: Final = re.compile(r"OTC-[0-9A-Z]{26}")
-_TOKEN_ID_RE: Final = re.compile(r"[0-9a-f]{16}")
+#: the names importers use from here
+__all__ = [
+    "CODE_ATTEMPTS",
+    "IDLE_TTL",
+    "LOCK_AFTER",
+    "SESSION_TTL",
+    "Account",
+    "Accounts",
+    "CodeSender",
+    "LoggingSender",
+    "OutboxSender",
+    "Role",
+    "normalize_login",
+]
 
 
-# -- sending one-time codes -------------------------------------------------------------------
-class CodeSender(Protocol):
-    """Delivers a one-time code to an email address or phone number."""
-
-    def send(self, to: str, code: str, purpose: str) -> None:
-        """Send ``code`` to ``to``.
-
-        Raises:
-            StorageError: if the message cannot be handed over (the code is then unusable).
-        """
-        ...
-
-
-class LoggingSender:
-    """Development mode: writes the code to the server log (never use in production)."""
-
-    def send(self, to: str, code: str, purpose: str) -> None:
-        """Log ``code`` at WARNING on ``creditbank.service.accounts``."""
-        log.warning("one-time %s code for %s: %s (development sender)", purpose, to, code)
-
-
-class OutboxSender:
-    """Keeps sent codes in memory, newest last (demos and tests read them back)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str]] = []
-
-    def send(self, to: str, code: str, purpose: str) -> None:
-        """Append ``(to, code, purpose)`` to :attr:`sent`."""
-        self.sent.append((to, code, purpose))
-
-    def last_code(self, to: str) -> str | None:
-        """The newest code sent to ``to`` (None if none)."""
-        for dest, code, _ in reversed(self.sent):
-            if dest == to:
-                return code
-        return None
-
-
-# -- values -----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Account:
-    """A person's account as pages and the API see it (no secrets)."""
-
-    account_id: str
-    role: str
-    login: str
-    display_name: str | None
-    institution_id: str | None
-    learner_id: str | None
-    created_at: str
-
-    @property
-    def label(self) -> str:
-        """What a page calls the person: their display name, else their login."""
-        return self.display_name or self.login
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIn:
-    """A new session: ``token`` is the cookie value (shown once, stored hashed)."""
-
-    token: str
-    account: Account
-    expires_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class MadeToken:
-    """A new API token: ``token`` is shown once."""
-
-    token: str
-    token_id: str
-    role: str
-    label: str | None
-    created_at: str
-
-
-def _account(row: Any) -> Account:
-    return Account(
-        str(row.account_id),
-        str(row.role),
-        str(row.login),
-        row.display_name,
-        row.institution_id,
-        row.learner_id,
-        str(row.created_at),
-    )
-
-
-def normalize_login(login: str) -> str:
-    """An email address (lower-cased) or a phone number (digits, optional leading ``+``;
-    spaces, dots, hyphens and brackets dropped).
-
-    Raises:
-        InvalidInputError: ``account.login`` for anything else.
-    """
-    text = unicodedata.normalize("NFKC", login).strip()
-    if "@" in text:
-        if len(text) <= 254 and _EMAIL_RE.fullmatch(text):
-            return text.lower()
-    else:
-        phone = re.sub(r"[\s.()\-]", "", text)
-        if _PHONE_RE.fullmatch(phone):
-            return phone
-    raise InvalidInputError(
-        "give an email address or a phone number (6 to 15 digits)", code="account.login"
-    )
-
-
-def check_password(password: str) -> str:
-    """Raises: InvalidInputError ``account.password`` unless 10 to 256 characters."""
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInputError(
-            f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters",
-            code="account.password",
-        )
-    return password
-
-
-def _display_name(name: str | None) -> str | None:
-    if name is None or not name.strip():
-        return None
-    name = unicodedata.normalize("NFC", name.strip())
-    if len(name) > MAX_DISPLAY_NAME or any(unicodedata.category(c)[0] == "C" for c in name):
-        raise InvalidInputError(
-            f"a display name has at most {MAX_DISPLAY_NAME} printable characters",
-            code="account.display_name",
-        )
-    return name
-
-
-def _new_id(prefix: str) -> str:
-    n = secrets.randbits(130)
-    return prefix + "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(26))
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-
-
-def _wrap(e: SQLAlchemyError, what: str) -> StorageError:
-    return StorageError(f"cannot {what}: {type(e).__name__}")
-
-
-# -- the service ------------------------------------------------------------------------------
-class Accounts:
+class Accounts(SessionAccounts):
     """Account use cases over one bank. Thread-safe (no mutable state but the sender's)."""
-
-    def __init__(
-        self,
-        bank: Bank,
-        *,
-        sender: CodeSender | None = None,
-        hasher: PasswordHasher | None = None,
-        session_ttl: timedelta = SESSION_TTL,
-        idle_ttl: timedelta = IDLE_TTL,
-    ) -> None:
-        self.bank = bank
-        self.sender: CodeSender = sender if sender is not None else LoggingSender()
-        self.hasher = hasher if hasher is not None else PasswordHasher()
-        self.session_ttl = session_ttl
-        self.idle_ttl = idle_ttl
-        self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
-        key = hmac.new(bank.pepper, b"creditbank accounts v1", hashlib.sha256).digest()
-        self._code_key = hmac.new(key, b"one-time codes", hashlib.sha256).digest()
-        self._form_key = hmac.new(key, b"forms", hashlib.sha256).digest()
-
-    # -- helpers --------------------------------------------------------------------------------
-    def _now(self) -> datetime:
-        return self.bank.clock.now()
-
-    @contextmanager
-    def _tx(self, what: str) -> Iterator[Connection]:
-        try:
-            with self.bank.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise _wrap(e, what) from e
-
-    def form_key(self) -> bytes:
-        """The server secret CSRF tokens of forms are keyed with (derived from the pepper)."""
-        return self._form_key
-
-    def get(self, account_id: str) -> Account:
-        """Raises: NotFoundError ``account.unknown``; StorageError."""
-        with self._tx("read accounts") as conn:
-            row = repo.account_by_id(conn, account_id)
-        if row is None:
-            raise NotFoundError(f"no account {account_id}", code="account.unknown")
-        return _account(row)
-
-    def of_role(self, role: Role) -> list[Account]:
-        """Every account of ``role``, oldest first. Raises: StorageError."""
-        with self._tx("read accounts") as conn:
-            return [_account(r) for r in repo.accounts_by_role(conn, role)]
 
     # -- creating accounts ------------------------------------------------------------------
     def _create(
@@ -306,11 +109,11 @@ class Accounts:
         norm = normalize_login(login)
         check_password(password)
         row = {
-            "account_id": _new_id("ACC-"),
+            "account_id": new_id("ACC-"),
             "role": role,
             "login": norm,
             "password_hash": self.hasher.hash(password),
-            "display_name": _display_name(display_name),
+            "display_name": display_name_of(display_name),
             "institution_id": institution_id,
             "learner_id": learner_id,
             "created_at": format_time(self._now()),
@@ -330,8 +133,8 @@ class Accounts:
                 "an account with this email or phone already exists", code="account.exists"
             ) from e
         except SQLAlchemyError as e:
-            raise _wrap(e, "create the account") from e
-        return _account(_Row(row))
+            raise storage_error(e, "create the account") from e
+        return account_of(RowView(row))
 
     def sign_up_worker(self, login: str, password: str, display_name: str | None = None) -> Account:
         """A worker's own sign-up (no learner identity yet: see :meth:`start_claim`).
@@ -410,125 +213,6 @@ class Accounts:
                 "another account already holds this learner", code="account.learner_taken"
             ) from e
 
-    # -- signing in -------------------------------------------------------------------------
-    def sign_in(self, login: str, password: str) -> SignedIn:
-        """Check the password and open a session.
-
-        Raises:
-            AuthError: ``auth.bad_credentials`` for an unknown login or a wrong password
-                (the same answer for both).
-            RateLimitedError: ``auth.locked`` while the account is locked after failures.
-            StorageError: if the database is unavailable.
-        """
-        wrong = AuthError("wrong email/phone or password", code="auth.bad_credentials")
-        try:
-            norm = normalize_login(login)
-        except InvalidInputError:
-            norm = None
-        if len(password) > MAX_PASSWORD:
-            password = ""
-        now = self._now()
-        with self._tx("read accounts") as conn:
-            row = repo.account_by_login(conn, norm) if norm is not None else None
-        if row is None:
-            self._verify(self._dummy_hash, password)
-            raise wrong
-        if row.locked_until is not None and parse_time(str(row.locked_until)) > now:
-            wait = int((parse_time(str(row.locked_until)) - now).total_seconds()) + 1
-            raise RateLimitedError(
-                f"too many wrong passwords; try again in {wait} s",
-                retry_after=wait,
-                code="auth.locked",
-            )
-        if not self._verify(str(row.password_hash), password):
-            failed = int(row.failed_logins) + 1
-            locked = None
-            if failed >= LOCK_AFTER:
-                seconds = min(LOCK_MAX, LOCK_FIRST * 2 ** (failed - LOCK_AFTER))
-                locked = format_time(now + timedelta(seconds=seconds))
-            with self._tx("record a failed sign-in") as conn:
-                repo.set_login_state(conn, str(row.account_id), failed=failed, locked_until=locked)
-            raise wrong
-        token = SESSION_PREFIX + secrets.token_urlsafe(32)
-        expires = now + self.session_ttl
-        with self._tx("open a session") as conn:
-            repo.set_login_state(conn, str(row.account_id), failed=0, locked_until=None)
-            if self.hasher.check_needs_rehash(str(row.password_hash)):
-                repo.set_password(conn, str(row.account_id), self.hasher.hash(password))
-            repo.delete_expired_sessions(conn, format_time(now))
-            repo.insert_session(
-                conn,
-                _digest(token),
-                str(row.account_id),
-                now=format_time(now),
-                expires_at=format_time(expires),
-            )
-        return SignedIn(token, _account(row), format_time(expires))
-
-    def _verify(self, stored: str, password: str) -> bool:
-        try:
-            return bool(self.hasher.verify(stored, password))
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
-
-    def session(self, token: str | None) -> Account | None:
-        """The account a session cookie belongs to, or None (unknown, malformed, expired
-        or idle too long; an ended session is deleted).
-
-        Raises:
-            StorageError: if the database is unavailable.
-        """
-        if (
-            not token
-            or len(token) > 80
-            or not token.startswith(SESSION_PREFIX)
-            or not token.isascii()
-        ):
-            return None
-        digest = _digest(token)
-        now = self._now()
-        with self._tx("read sessions") as conn:
-            row = repo.session_by_digest(conn, digest)
-            if row is None:
-                return None
-            seen = parse_time(str(row.last_seen_at))
-            if now >= parse_time(str(row.expires_at)) or now - seen >= self.idle_ttl:
-                repo.delete_session(conn, digest)
-                return None
-            account = repo.account_by_id(conn, str(row.account_id))
-            if account is None:
-                repo.delete_session(conn, digest)
-                return None
-            if now - seen >= TOUCH_EVERY:
-                repo.touch_session(conn, digest, format_time(now))
-        return _account(account)
-
-    def sign_out(self, token: str | None) -> None:
-        """End a session (nothing happens for an unknown one). Raises: StorageError."""
-        if not token or len(token) > 80:
-            return
-        with self._tx("end the session") as conn:
-            repo.delete_session(conn, _digest(token))
-
-    def change_password(self, account: Account, old: str, new: str, *, keep: str | None) -> None:
-        """Set a new password after checking the old one; other sessions end.
-
-        Raises:
-            AuthError: ``auth.bad_credentials`` if ``old`` is wrong.
-            InvalidInputError: ``account.password``.
-            StorageError: if the database is unavailable.
-        """
-        check_password(new)
-        with self._tx("read accounts") as conn:
-            row = repo.account_by_id(conn, account.account_id)
-        if row is None or not self._verify(str(row.password_hash), old):
-            raise AuthError("the current password is wrong", code="auth.bad_credentials")
-        with self._tx("change the password") as conn:
-            repo.set_password(conn, account.account_id, self.hasher.hash(new))
-            repo.delete_sessions_of(
-                conn, account.account_id, keep=_digest(keep) if keep is not None else None
-            )
-
     # -- claiming a learner identity --------------------------------------------------------
     def _code_hash(self, code_id: str, code: str) -> bytes:
         return hmac.new(self._code_key, f"{code_id}\0{code}".encode(), hashlib.sha256).digest()
@@ -564,7 +248,7 @@ class Accounts:
         key = identity_lookup_key(doc, self.bank.pepper)
         now = self._now()
         code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
-        code_id = _new_id("OTC-")
+        code_id = new_id("OTC-")
         with self._tx("start the claim") as conn:
             live = repo.live_codes_of(conn, account.account_id, "claim", format_time(now))
             if len(live) >= MAX_LIVE_CODES:
@@ -617,7 +301,7 @@ class Accounts:
             code="claim.failed",
         )
         code = code.strip().replace(" ", "")
-        if not _CODE_ID_RE.fullmatch(code_id):
+        if not CODE_ID_RE.fullmatch(code_id):
             raise failed
         now = self._now()
         with self._tx("read the code") as conn:
@@ -653,7 +337,7 @@ class Accounts:
                 "another account already holds this learner", code="account.learner_taken"
             ) from e
         except SQLAlchemyError as e:
-            raise _wrap(e, "claim the learner") from e
+            raise storage_error(e, "claim the learner") from e
         return learner_id
 
     @staticmethod
@@ -725,7 +409,7 @@ class Accounts:
             StorageError: if the database is unavailable.
         """
         unknown = NotFoundError(f"no token {token_id[:16]}", code="token.unknown")
-        if not _TOKEN_ID_RE.fullmatch(token_id):
+        if not TOKEN_ID_RE.fullmatch(token_id):
             raise unknown
         with self._tx("read tokens") as conn:
             mine = [
@@ -771,13 +455,6 @@ class Accounts:
             )
             repo.delete_account(conn, account.account_id)
         return out
-
-
-class _Row:
-    """Attribute access over a dict (an account row built before it is read back)."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 def _same_name(given: str, name: Any, name_latin: Any) -> bool:
