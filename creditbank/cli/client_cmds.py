@@ -25,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from creditbank.cli.common import EX_FAILURE, EX_OK, write_err, write_out
+from creditbank.cli.common import EX_FAILURE, EX_OK, BankUrlOpt, write_err, write_out
 from creditbank.client.poster import (
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
@@ -147,9 +147,7 @@ def post(
         str,
         typer.Option("--token", envvar="CREDITBANK_TOKEN", help="the institution's API token"),
     ],
-    url: Annotated[
-        str, typer.Option("--url", envvar="CREDITBANK_URL", help="the bank, e.g. https://…")
-    ],
+    url: BankUrlOpt,
     batch_size: Annotated[
         int,
         typer.Option("--batch-size", min=1, max=MAX_BATCH_SIZE, help="entries per request"),

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import typer
 from pydantic import ValidationError
@@ -26,6 +26,11 @@ EX_OK: Final = 0
 EX_FAILURE: Final = 1
 EX_USAGE: Final = 2
 EX_SOFTWARE: Final = 70
+
+#: ``--url``: the bank's base URL, for the commands that talk to a bank over HTTP
+BankUrlOpt = Annotated[
+    str, typer.Option("--url", envvar="CREDITBANK_URL", help="the bank, e.g. https://…")
+]
 
 
 @dataclass
@@ -115,6 +120,7 @@ __all__ = [
     "EX_OK",
     "EX_SOFTWARE",
     "EX_USAGE",
+    "BankUrlOpt",
     "State",
     "mask_url",
     "opened_bank",

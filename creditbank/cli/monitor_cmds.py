@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from creditbank.cli.common import write_out
+from creditbank.cli.common import BankUrlOpt, write_out
 from creditbank.client.monitor import (
     MonitorReport,
     default_state_path,
@@ -64,9 +64,7 @@ def monitor(
     institution: Annotated[
         str, typer.Option("--institution", help="the institution id to watch over")
     ],
-    url: Annotated[
-        str, typer.Option("--url", envvar="CREDITBANK_URL", help="the bank, e.g. https://…")
-    ],
+    url: BankUrlOpt,
     state: Annotated[
         Path | None,
         typer.Option(
