@@ -168,7 +168,8 @@ def what_if(
     """What an application would get today (or on ``on``), recording nothing.
 
     Raises:
-        InvalidInputError, NotFoundError, RuleError: as :func:`decide_applications`.
+        InvalidInputError, NotFoundError, RuleError: as
+            :func:`~creditbank.service.conversion.decisions.decide_applications`.
     """
     ensure_synced(bank)
     ruleset = require_rules(bank)

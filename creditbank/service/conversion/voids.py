@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from creditbank.core.entries import parse_entry
 from creditbank.core.rules import void_of
 from creditbank.core.rules.decision_entries import VOIDED, LearnerData, StoredDecision
 from creditbank.service.bank import Bank
@@ -21,6 +20,7 @@ from creditbank.service.conversion.learners import load_learners
 from creditbank.service.conversion.lock import BATCH, append_batches, conversion_lock
 from creditbank.service.conversion.projections import sync
 from creditbank.service.ledger import AppendOutcome
+from creditbank.service.projection_rows import record_owner
 from creditbank.storage import conversion_repo as repo
 
 log = logging.getLogger(__name__)
@@ -128,20 +128,20 @@ def on_records_appended(
 
     Returns how many voids were posted (0 without new ``record.revoked`` entries).
     """
-    idxs = [
-        out.index
-        for raw, out in zip(raws, outcomes, strict=True)
-        if not out.duplicate and parse_entry(raw).type == "record.revoked"
-    ]
-    if not idxs:
+    revoked: list[tuple[str, str]] = []  # (owner, record id)
+    for raw, out in zip(raws, outcomes, strict=True):
+        if out.duplicate:
+            continue
+        entry = json.loads(raw)  # the stored bytes, admitted by the ledger: parsed once here
+        if entry["type"] == "record.revoked":
+            body = entry["body"]
+            revoked.append((record_owner(str(entry["issuer"]), body), str(body["record_id"])))
+    if not revoked:
         return 0
+    learners: set[str] = set()
     with bank.engine.connect() as conn:
-        data = repo.entry_data(conn, idxs)
-        learners: set[str] = set()
-        for raw in data.values():
-            e = json.loads(raw)
-            owner = str(e["body"].get("on_behalf_of") or e["issuer"])
-            rows = repo.records_of_owner_ids(conn, owner, [str(e["body"]["record_id"])])
+        for owner, record_id in revoked:
+            rows = repo.records_of_owner_ids(conn, owner, [record_id])
             learners.update(str(r.learner_id) for r in rows)
     if not learners:
         return 0
