@@ -8,9 +8,9 @@ What is measured (one process, one run, same generated data for every path):
 * **bank path, in memory** (the budget of 60 s applies here): what ``creditbank report
   conversions`` does after its SQL reads — every record version given as its stored entry
   bytes and projection row is turned into engine records
-  (:func:`creditbank.service.conversion._learner_records`: JSON parse, chains, duplicates),
+  (:func:`creditbank.core.rules.decision_entries.learner_records`: JSON parse, chains, duplicates),
   every stored ``conversion.decided`` body is read back into grants
-  (``_decision_from_body``), and :func:`~creditbank.core.rules.build_report` computes status,
+  (``decision_from_body``), and :func:`~creditbank.core.rules.build_report` computes status,
   voids and per-programme totals as of the date; then the JSON is serialised.
 * **naive baseline**: the same report by re-deciding every application from scratch on each
   report (``run_all`` with explanations, the default garbage collector) instead of reading the
@@ -61,8 +61,8 @@ from creditbank.core.rules import (
     run_all,
     validate_rules,
 )
+from creditbank.core.rules.decision_entries import LearnerData, decision_from_body, learner_records
 from creditbank.service import conversion
-from creditbank.service.conversion import LearnerData, _decision_from_body, _learner_records
 
 SAMPLE = Path(__file__).resolve().parents[1] / "creditbank" / "data" / "sample"
 AS_OF = dt.date(2025, 12, 31)
@@ -331,7 +331,7 @@ def decisions_as_stored(data: Data, decisions: tuple[Decision, ...]) -> dict[str
 def learner_data(data: Data) -> dict[str, LearnerData]:
     out: dict[str, LearnerData] = {}
     for lid in data.learner_ids:
-        records, eid_by_entry, ref_by_eid, rev = _learner_records(
+        records, eid_by_entry, ref_by_eid, rev = learner_records(
             lid, data.rows[lid], data.bodies, data.revocations
         )
         out[lid] = LearnerData(lid, records, eid_by_entry, ref_by_eid, revocation_entry=rev)
@@ -345,7 +345,7 @@ def bank_report(data: Data, stored: dict[str, list[bytes]], catalog: Catalog) ->
     for lid in data.learner_ids:
         ld = lds[lid]
         for raw in stored.get(lid, ()):
-            decisions.append(_decision_from_body(json.loads(raw)["body"], ld.eid_by_entry))
+            decisions.append(decision_from_body(json.loads(raw)["body"], ld.eid_by_entry))
     return build_report(
         AS_OF, data.learner_ids, decisions, {lid: ld.records for lid, ld in lds.items()}, catalog
     )
@@ -637,8 +637,9 @@ def main(argv: list[str] | None = None) -> int:
             f"not part of a report): **{wall:.1f} s wall, {cpu:.1f} s CPU** "
             f"({wall / n_sql * 1e6:.0f} µs per record), report equal to the engine's: {equal}. "
             "The difference to the in-memory bank path is the SQL reads: for more than "
-            f"{conversion.BULK_LEARNERS:,} learners the report scans the record entries, the "
-            "records projection and the decisions once each, instead of IN lists per learner.",
+            f"{conversion.learners.BULK_LEARNERS:,} learners the report scans the record entries, "
+            "the records projection and the decisions once each, instead of IN lists per "
+            "learner.",
         ]
     text_out = "\n".join(lines) + "\n"
     print(text_out)
