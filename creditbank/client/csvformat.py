@@ -49,7 +49,12 @@ from creditbank.core.identity import (
     name_commitment,
     normalize_identity,
 )
-from creditbank.core.records import RECORD_KINDS, credits_to_centi, validate_record_body
+from creditbank.core.records import (
+    RECORD_KINDS,
+    complete_payload,
+    credits_to_centi,
+    validate_record_body,
+)
 from creditbank.errors import CreditBankError, InvalidInputError
 
 #: columns every record row may carry (``*`` in the docs: required)
@@ -507,8 +512,7 @@ def _parse(number: int, fields: Mapping[str, Any], *, issuer: str, today: date) 
         achieved_on = payload["end_on"]
     if achieved_on is None:
         raise _BadRowError("row.required", "column achieved_on is required")
-    if kind == "skill_certificate" and payload.get("issued_on") is None:
-        payload["issued_on"] = achieved_on
+    complete_payload(kind, payload, achieved_on=achieved_on)
 
     owner = on_behalf_of or issuer
     dedup_key = _text(fields, "dedup_key") or default_dedup_key(kind, owner, achieved_on, payload)
@@ -574,7 +578,6 @@ def _payload(kind: str, fields: Mapping[str, Any], issuer: str) -> dict[str, Any
             payload[column] = value
     if kind == "skill_certificate":
         payload.setdefault("level", None)  # an unlevelled operating permit
-        payload.setdefault("expires_on", None)  # does not expire
     if kind == "work_experience":
         payload.setdefault("verified_by", issuer)
     return payload

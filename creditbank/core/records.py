@@ -471,6 +471,18 @@ def _sample_field(mapping: object, key: str, where: str) -> Any:
     return mapping[key]
 
 
+def complete_payload(kind: str, payload: dict[str, Any], *, achieved_on: str) -> dict[str, Any]:
+    """Fill in what a v1 payload takes from its record when the poster leaves it out (the one
+    rule for every way records come in: the sample import, the client's CSV): a skill
+    certificate is issued on the day it was achieved and does not expire. ``payload`` is
+    completed in place and returned.
+    """
+    if kind == "skill_certificate":
+        payload.setdefault("issued_on", achieved_on)
+        payload.setdefault("expires_on", None)
+    return payload
+
+
 def payload_from_sample(
     outcome: Mapping[str, Any],
     *,
@@ -508,8 +520,7 @@ def payload_from_sample(
         out.setdefault("occupation", _sample_field(ctype, "occupation_key", "type."))
         out.setdefault("level", _sample_field(ctype, "level", "type."))
         out.setdefault("level_label_zh", _sample_field(ctype, "level_label_zh", "type."))
-        out.setdefault("issued_on", _sample_field(outcome, "achieved_on", ""))
-        out.setdefault("expires_on", None)
+        complete_payload(kind, out, achieved_on=_sample_field(outcome, "achieved_on", ""))
     elif kind not in RECORD_KINDS:
         raise InvalidInputError(f"unknown record kind {kind!r}", code="record.schema")
     return out
