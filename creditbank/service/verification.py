@@ -48,7 +48,11 @@ from creditbank.errors import StorageError
 from creditbank.service.bank import Bank
 from creditbank.service.share_codes import code_state, hash_code
 from creditbank.service.verification_cache import LIVE_TTL
-from creditbank.service.verification_checks import MAX_UPLOAD_BYTES, storage_error
+from creditbank.service.verification_checks import (
+    MAX_UPLOAD_BYTES,
+    check_upload_size,
+    storage_error,
+)
 from creditbank.service.verification_counts import COUNT_FLUSH_S, CountBuffer
 from creditbank.service.verification_report import (
     CODE_EXPIRED,
@@ -84,6 +88,7 @@ __all__ = [
     "Verifier",
     "app_verifier",
     "check_label",
+    "check_upload_size",
     "verifier_for",
 ]
 

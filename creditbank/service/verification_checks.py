@@ -170,6 +170,19 @@ def storage_error(e: SQLAlchemyError) -> StorageError:
 Upload = Literal["pdf", "json"]
 
 
+def check_upload_size(size: int, *, slack: int = 0) -> None:
+    """Refuse an upload of ``size`` bytes beyond :data:`MAX_UPLOAD_BYTES` (``slack``: what a
+    request may add around the file, such as a multipart form's framing).
+
+    Raises:
+        TooLargeError: ``verify.too_large``.
+    """
+    if size > MAX_UPLOAD_BYTES + slack:
+        raise TooLargeError(
+            f"an upload may hold at most {MAX_UPLOAD_BYTES} bytes", code="verify.too_large"
+        )
+
+
 def upload_kind(data: bytes, media_type: str | None) -> Upload:
     """Whether an upload is a PDF or a credential JSON (by its bytes; the media type only
     breaks ties).
@@ -178,10 +191,7 @@ def upload_kind(data: bytes, media_type: str | None) -> Upload:
         TooLargeError: ``verify.too_large`` beyond :data:`MAX_UPLOAD_BYTES`.
         InvalidInputError: ``verify.unsupported`` for anything else (or an empty upload).
     """
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise TooLargeError(
-            f"an upload may hold at most {MAX_UPLOAD_BYTES} bytes", code="verify.too_large"
-        )
+    check_upload_size(len(data))
     if data.startswith(b"%PDF-"):
         return "pdf"
     head = data.lstrip()[:1]

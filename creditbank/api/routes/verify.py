@@ -25,8 +25,13 @@ from starlette.datastructures import UploadFile
 
 from creditbank.api.errors import UnsupportedMediaTypeError
 from creditbank.api.ratelimit import rate_limit
-from creditbank.errors import InvalidInputError, TooLargeError
-from creditbank.service.verification import MAX_UPLOAD_BYTES, Verifier, app_verifier
+from creditbank.errors import InvalidInputError
+from creditbank.service.verification import (
+    MAX_UPLOAD_BYTES,
+    Verifier,
+    app_verifier,
+    check_upload_size,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["verification"])
 
@@ -126,19 +131,14 @@ async def read_upload(request: Request) -> tuple[bytes, str]:
             f" application/json, not {media[:64] or 'none'}"
         )
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 64 * 1024:
-        raise TooLargeError(
-            f"an upload may hold at most {MAX_UPLOAD_BYTES} bytes", code="verify.too_large"
-        )
+    if length.isdigit():
+        check_upload_size(int(length), slack=64 * 1024)
     if media != "multipart/form-data":
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
-                raise TooLargeError(
-                    f"an upload may hold at most {MAX_UPLOAD_BYTES} bytes", code="verify.too_large"
-                )
+            check_upload_size(size)
             chunks.append(chunk)
         return b"".join(chunks), media
     try:
@@ -152,10 +152,7 @@ async def read_upload(request: Request) -> tuple[bytes, str]:
         raise InvalidInputError("the form has no file (field 'file')", code="verify.no_file")
     data = await upload.read(MAX_UPLOAD_BYTES + 1)
     await form.close()
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise TooLargeError(
-            f"an upload may hold at most {MAX_UPLOAD_BYTES} bytes", code="verify.too_large"
-        )
+    check_upload_size(len(data))
     part_type = (upload.content_type or "").split(";", 1)[0].strip().lower()
     return data, part_type
 
