@@ -5,26 +5,30 @@ rejected batch (one object per failing entry: ``index``, ``code``, ``detail``), 
 for a rejected conversion and ``errors`` for request validation. ``type`` is
 ``urn:creditbank:problem:<code>``.
 
-Status mapping (the most specific class in the exception's MRO wins):
+The status, ``code`` and ``title`` of a domain error come from its entry in the error
+catalogue (:mod:`creditbank.error_catalogue`, listed in ``docs/errors.md``); no route
+overrides them. By family:
 
 =========================  ======  ============================================================
-class                      status  meaning
+family                     status  meaning
 =========================  ======  ============================================================
-``TooLargeError``          413     body, entry, note or proof larger than allowed
-``UnsupportedMediaType…``  415     a JSON endpoint sent another ``Content-Type``
-``BatchRejected``          422     a well-formed batch whose entries were refused (``items``)
-``InvalidInputError``      400     malformed request data: bad parameter, range, size, syntax
-request validation         400     FastAPI/pydantic validation of path, query or body
-``VerificationError``      422     a signature, proof or structural check failed
-``RuleError``              422     a business rule refused the request
-``AuthError``              401     missing or unknown credentials (``WWW-Authenticate: Bearer``)
-``ForbiddenError``         403     credentials do not allow this
-``NotFoundError``          404     no such resource (unknown routes too)
-``ConflictError``          409     duplicate or conflicting state
-``StorageError``           503     the database is unavailable (``Retry-After``)
+``input.too_large`` …      413     body, entry, note, upload or proof larger than allowed
+``http.unsupported_me…``   415     a JSON endpoint sent another ``Content-Type``
+``batch.rejected``         422     a well-formed batch whose entries were refused (``items``)
+``input.*``, ``entry.*``…  400     malformed request data: bad parameter, range, size, syntax
+request validation         400     ``request.invalid``: validation of path, query or body
+``identity.*``             422     a well-formed identity document or name that is refused
+``verify.*``               422     a signature, proof or structural check failed
+``rules.*``                422     a business rule refused the request
+``auth.*``                 401     missing or unknown credentials (``WWW-Authenticate: Bearer``)
+``auth.forbidden`` …       403     credentials do not allow this (``items`` for a batch)
+``*.not_found`` …          404     no such resource (unknown routes too)
+``*.exists``, conflicts    409     duplicate or conflicting state
+``rate.limited`` …         429     too many requests (``Retry-After``)
+``storage.unavailable``    503     the database is unavailable (``Retry-After``)
 driver connection errors   503     ``storage.unavailable``: the same, raised by the database
                                    driver mid-request (server down, database dropped, ...)
-``ConfigurationError``     500     the server is misconfigured
+``config.*``               500     the server is misconfigured
 anything else              500     ``internal``; no detail leaks
 =========================  ======  ============================================================
 
@@ -42,20 +46,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from creditbank.error_catalogue import spec
 from creditbank.errors import (
-    AuthError,
-    BatchRejected,
-    ConfigurationError,
-    ConflictError,
     ConversionRejected,
     CreditBankError,
-    ForbiddenError,
     InvalidInputError,
-    NotFoundError,
-    RuleError,
-    StorageError,
-    TooLargeError,
-    VerificationError,
+    RateLimitedError,
 )
 from creditbank.service.errors import UNAVAILABLE
 
@@ -66,52 +62,34 @@ class UnsupportedMediaTypeError(InvalidInputError):
     """A JSON endpoint was sent a body of another media type (``Content-Type``)."""
 
     code = "http.unsupported_media_type"
-    title = "Unsupported media type"
+
 
 #: seconds a client should wait before retrying a 503
 RETRY_AFTER_SECONDS: Final = 5
 
 log = logging.getLogger(__name__)
 
-_STATUS: Final[dict[type[CreditBankError], int]] = {
-    UnsupportedMediaTypeError: 415,
-    TooLargeError: 413,
-    BatchRejected: 422,
-    InvalidInputError: 400,
-    VerificationError: 422,
-    RuleError: 422,
-    ForbiddenError: 403,
-    AuthError: 401,
-    NotFoundError: 404,
-    ConflictError: 409,
-    StorageError: 503,
-    ConfigurationError: 500,
-}
-
-#: codes and titles of plain HTTP errors raised by routing (unknown route, wrong method, ...)
-_HTTP_CODES: Final[dict[int, tuple[str, str]]] = {
-    400: ("http.bad_request", "Bad request"),
-    401: ("auth.unauthorized", "Unauthorized"),
-    403: ("auth.forbidden", "Forbidden"),
-    404: ("http.not_found", "Not found"),
-    405: ("http.method_not_allowed", "Method not allowed"),
-    406: ("http.not_acceptable", "Not acceptable"),
-    413: ("input.too_large", "Input too large"),
-    414: ("http.uri_too_long", "URI too long"),
-    415: ("http.unsupported_media_type", "Unsupported media type"),
-    422: ("request.invalid", "Invalid request"),
-    431: ("http.headers_too_large", "Request headers too large"),
-    503: ("storage.unavailable", "Service unavailable"),
+#: codes of plain HTTP errors raised by routing (unknown route, wrong method, ...); the
+#: title comes from the catalogue
+_HTTP_CODES: Final[dict[int, str]] = {
+    400: "http.bad_request",
+    401: "auth.unauthorized",
+    403: "auth.forbidden",
+    404: "http.not_found",
+    405: "http.method_not_allowed",
+    406: "http.not_acceptable",
+    413: "input.too_large",
+    414: "http.uri_too_long",
+    415: "http.unsupported_media_type",
+    422: "request.invalid",
+    431: "http.headers_too_large",
+    503: "storage.unavailable",
 }
 
 
 def status_for(exc: CreditBankError) -> int:
-    """The HTTP status of a domain error: the most specific mapped class in its MRO."""
-    for cls in type(exc).__mro__:
-        status = _STATUS.get(cls)
-        if status is not None:
-            return status
-    return 500
+    """The HTTP status of a domain error: its catalogue entry's."""
+    return exc.http_status
 
 
 def problem(
@@ -139,20 +117,26 @@ def problem(
 
 
 def problem_for(exc: CreditBankError, instance: str | None = None) -> JSONResponse:
-    """Render a domain error as problem+json."""
-    status = status_for(exc)
+    """Render a domain error as problem+json: status and title from the catalogue."""
+    status = exc.http_status
     extra: dict[str, Any] = {}
-    if isinstance(exc, BatchRejected):
-        extra["items"] = exc.items
+    items = getattr(exc, "items", None)
+    if isinstance(items, list):  # a refused batch (BatchRejected, a forbidden batch)
+        extra["items"] = items
     if isinstance(exc, ConversionRejected):
         extra["reasons"] = list(exc.reasons)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    if status == 503:
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif status == 503:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    detail = exc.message
-    if status == 500:
-        log.error("configuration error: %s", exc.message)
-    return problem(status, exc.code, exc.title, detail, instance=instance, headers=headers, **extra)
+    if status >= 500:
+        log.error("%s: %s", exc.code, exc.message)
+    return problem(
+        status, exc.code, exc.title, exc.message, instance=instance, headers=headers, **extra
+    )
 
 
 async def _on_domain_error(request: Request, exc: CreditBankError) -> JSONResponse:
@@ -170,10 +154,11 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
     ][:20]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(first["loc"]) if first["loc"] else "request"
+    entry = spec("request.invalid")
     return problem(
-        400,
-        "request.invalid",
-        "Invalid request",
+        entry.status,
+        entry.code,
+        entry.title,
         f"{where}: {first['msg']}",
         instance=request.url.path,
         errors=errors,
@@ -182,18 +167,27 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
 
 async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     status = exc.status_code
-    code, title = _HTTP_CODES.get(status, (f"http.{status}", "HTTP error"))
+    code = _HTTP_CODES.get(status)
+    title = spec(code).title if code is not None else "HTTP error"
     headers = dict(exc.headers) if exc.headers else None
-    return problem(status, code, title, str(exc.detail), instance=request.url.path, headers=headers)
+    return problem(
+        status,
+        code or f"http.{status}",  # a status no route raises today
+        title,
+        str(exc.detail),
+        instance=request.url.path,
+        headers=headers,
+    )
 
 
 async def _on_storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # what failed goes to the log, not to the client (it can name hosts and databases)
     log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    entry = spec("storage.unavailable")
     return problem(
-        503,
-        "storage.unavailable",
-        "Service unavailable",
+        entry.status,
+        entry.code,
+        entry.title,
         "the database is unavailable; try again shortly",
         instance=request.url.path,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
@@ -202,7 +196,10 @@ async def _on_storage_unavailable(request: Request, exc: Exception) -> JSONRespo
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(500, "internal", "Internal error", "internal error", instance=request.url.path)
+    entry = spec("internal")
+    return problem(
+        entry.status, entry.code, entry.title, "internal error", instance=request.url.path
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

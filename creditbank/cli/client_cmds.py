@@ -62,9 +62,9 @@ def keys_generate(
     Prints the public key and its key id; give those (or FILE.pub) to the bank, keep FILE."""
     public_path = out.with_name(out.name + PUBLIC_SUFFIX)
     if out.exists():
-        raise ConflictError(f"refusing to overwrite existing key {out}", code="keys.exists")
+        raise ConflictError(f"refusing to overwrite existing key {out}", code="key.exists")
     if public_path.exists():
-        raise ConflictError(f"refusing to overwrite {public_path}", code="keys.exists")
+        raise ConflictError(f"refusing to overwrite {public_path}", code="key.exists")
     signer = generate_key_file(out, institution)
     line = public_key_line(institution, signer)
     try:
@@ -175,7 +175,7 @@ def post(
     key_name, signer = load_key_file(key)
     if key_name != institution:
         raise ConfigurationError(
-            f"key file {key} is named for {key_name!r}, not {institution!r}", code="keys.name"
+            f"key file {key} is named for {key_name!r}, not {institution!r}", code="key.name"
         )
     with RichProgress(progress) as bar:
         result = post_file(

@@ -8,9 +8,13 @@ codes) is :mod:`creditbank.cli.common`; a command module never imports this one.
 Exit codes (docs/architecture.md):
 
 * 0 success;
-* 1 a domain or verification failure (not found, conflict, bad proof, audit problems);
-* 2 usage or configuration (bad arguments, ``ConfigurationError``, ``InvalidInputError``);
-* 70 anything unexpected (a bug), reported in one line unless ``--verbose``.
+* 1 a domain refusal (not found, conflict, invalid data, bad proof, audit problems);
+* 2 usage or configuration (bad arguments or options, settings, a missing home);
+* 70 anything unexpected (a bug), reported in one line unless ``--verbose``;
+* 130 interrupted.
+
+Each error code's exit code is its entry in :mod:`creditbank.error_catalogue`
+(``docs/errors.md``), the CLI's own answers (``usage``, ``aborted``, ...) included.
 
 Errors are one line on stderr: ``error: <message> [<code>]``. ``--verbose`` re-raises, so
 the traceback shows. Settings come from ``CREDITBANK_*``; the global flags override them.
@@ -45,15 +49,12 @@ from creditbank.cli import (
     monitor_cmds,
     verify_cmds,
 )
-from creditbank.cli.common import EX_FAILURE, EX_OK, EX_SOFTWARE, EX_USAGE, State, state_of
+from creditbank.cli.common import EX_FAILURE, EX_OK, State, state_of
 from creditbank.cli.common import write_err as _err
 from creditbank.cli.home_cmds import uvicorn_options
 from creditbank.cli.log_cmds import entry_file_name
-from creditbank.errors import (
-    ConfigurationError,
-    CreditBankError,
-    InvalidInputError,
-)
+from creditbank.error_catalogue import spec
+from creditbank.errors import CreditBankError
 from creditbank.service.errors import UNAVAILABLE
 
 app = typer.Typer(
@@ -122,8 +123,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _exit_code(exc: CreditBankError) -> int:
-    return EX_USAGE if isinstance(exc, ConfigurationError | InvalidInputError) else EX_FAILURE
+def _fail(code: str, message: str) -> int:
+    """Report an error the CLI answers itself (one line) and return its catalogue exit code."""
+    entry = spec(code)
+    _err(f"error: {message} [{entry.code}]")
+    return entry.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,35 +141,30 @@ def main(argv: list[str] | None = None) -> int:
         if state.verbose:
             raise
         _err(f"error: {_one_line(e)} [{e.code}]")
-        return _exit_code(e)
+        return e.exit_code
     except UNAVAILABLE as e:
         if state.verbose:
             raise
-        _err(f"error: the database is unavailable: {_one_line(e)} [storage.unavailable]")
-        return EX_FAILURE
+        return _fail("storage.unavailable", f"the database is unavailable: {_one_line(e)}")
     except NoArgsIsHelpError:  # the help text is already printed
-        return EX_USAGE
+        return spec("usage").exit_code
     except UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        _err(f"error: {e.format_message()}{hint} [usage]")
-        return EX_USAGE
+        return _fail("usage", f"{e.format_message()}{hint}")
     except typer.TyperException as e:
         _err(f"error: {e.format_message()} [usage]")
         return e.exit_code
     except typer.Abort:
-        _err("error: aborted [aborted]")
-        return EX_FAILURE
+        return _fail("aborted", "aborted")
     except KeyboardInterrupt:
-        _err("error: interrupted [interrupted]")
-        return 130
+        return _fail("interrupted", "interrupted")
     except BrokenPipeError:
         return EX_FAILURE
     except Exception as e:
         if state.verbose:
             raise
         what = f"{type(e).__name__}: {_one_line(e)}"
-        _err(f"error: unexpected {what} (rerun with --verbose) [internal]")
-        return EX_SOFTWARE
+        return _fail("internal", f"unexpected {what} (rerun with --verbose)")
     return rv if isinstance(rv, int) else EX_OK
 
 

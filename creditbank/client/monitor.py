@@ -91,7 +91,6 @@ class MonitorError(CreditBankError):
     """The bank could not be followed: unreachable, or an answer the monitor cannot use."""
 
     code = "monitor.failed"
-    title = "Monitoring failed"
 
 
 @dataclass(slots=True)

@@ -123,7 +123,6 @@ class PostError(CreditBankError):
     """Posting stopped: the bank is unreachable or answered what the client cannot use."""
 
     code = "post.failed"
-    title = "Posting failed"
 
 
 # --- key files ---------------------------------------------------------------------------------

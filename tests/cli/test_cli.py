@@ -333,15 +333,15 @@ def test_auditor_token_is_printed_once_and_works(
         (["log", "proof", "abc"], 2, "[usage]"),
         (["log", "proof", "--", "-1"], 2, "[usage]"),
         (["log", "proof"], 2, "[usage]"),
-        (["log", "proof", "99"], 2, "[merkle.bad_index]"),
-        (["log", "proof", "13"], 2, "[merkle.bad_index]"),
-        (["log", "proof", "0", "--size", "14"], 2, "[log.unpublished_size]"),
+        (["log", "proof", "99"], 1, "[merkle.bad_index]"),
+        (["log", "proof", "13"], 1, "[merkle.bad_index]"),
+        (["log", "proof", "0", "--size", "14"], 1, "[log.unpublished_size]"),
         (["log", "proof", "0", "--size", "0"], 2, "[usage]"),
         (["log", "proof", "0", "--size", "1e3"], 2, "[usage]"),
         (["log", "proof", "99999999999999999999999"], 2, "[usage]"),
         (["log", "consistency", "0"], 2, "[usage]"),
-        (["log", "consistency", "7", "2"], 2, "[merkle.bad_consistency_sizes]"),
-        (["log", "consistency", "3", "7"], 2, "[log.unpublished_size]"),
+        (["log", "consistency", "7", "2"], 1, "[merkle.bad_consistency_sizes]"),
+        (["log", "consistency", "3", "7"], 1, "[log.unpublished_size]"),
         (["log", "consistency", "x"], 2, "[usage]"),
         (["log", "entry", "15"], 1, "[log.no_entry]"),
         (["log", "entry", "-5"], 2, "[usage]"),
@@ -350,7 +350,7 @@ def test_auditor_token_is_printed_once_and_works(
         (["log", "frobnicate"], 2, "[usage]"),
         (["nope"], 2, "[usage]"),
         (["audit", "--max-problems", "0"], 2, "[usage]"),
-        (["auditor", "token", "--label", "x" * 201], 2, "[token.label]"),
+        (["auditor", "token", "--label", "x" * 201], 1, "[token.label]"),
         (["--bogus-flag", "log", "key"], 2, "[usage]"),
     ],
 )
@@ -526,7 +526,7 @@ def test_console_script_exit_codes(settings: Settings, tmp_path: Path) -> None:
     assert b"institution.registered" in entry.stdout
     for args, code in [
         (("log", "proof", "abc"), 2),
-        (("log", "proof", "7"), 2),
+        (("log", "proof", "7"), 1),  # a refusal: the log has no index 7
         (("log", "entry", "7"), 1),
         (("log", "export", str(tmp_path / "x"), "--bogus"), 2),
         (("--home", str(tmp_path / "none"), "log", "key"), 2),

@@ -157,7 +157,7 @@ def test_refusals_write_nothing(home: Home, capsys: pytest.CaptureFixture[str]) 
     _refused(home, capsys, 1, "learner.unknown", *issue, "L99")
     _refused(home, capsys, 1, "document.record_not_found", *issue, "L01",
              "--records", str(home.other_record))  # fmt: skip
-    _refused(home, capsys, 2, "document.record_index", *issue, "L01", "--records", "1,x")
+    _refused(home, capsys, 1, "document.record_index", *issue, "L01", "--records", "1,x")
     _refused(home, capsys, 2, "cli.output", "transcript", "issue", "--learner", "L01",
              "--out", str(home.out / "no" / "such.pdf"))  # fmt: skip
     _refused(home, capsys, 2, "document.certificate_subject", "certificate", "issue",

@@ -180,22 +180,23 @@ def test_a_tampered_key_registry_is_refused(
     assert err.rstrip().endswith("[verify.registry]")
 
 
-def test_bad_input_is_one_line_and_exit_2(
+def test_bad_input_is_one_line_and_exit_1_or_2(
     capsys: pytest.CaptureFixture[str], keys_dir: Path, files: dict[str, Path], tmp_path: Path
 ) -> None:
+    """Usage (no --keys, a missing file) exits 2; a refused code or file exits 1."""
     cases = [
-        (["verify", str(files["L01.pdf"])], "verify.keys"),
-        (["verify", str(files["L01.pdf"]), "--keys", str(tmp_path / "none")], "verify.keys"),
-        (["verify", str(tmp_path / "missing.pdf"), "--keys", str(keys_dir)], "verify.no_file"),
-        (["verify", "not-a-code"], "code.malformed"),
-        (["verify", "http://127.0.0.1:1/elsewhere"], "code.malformed"),
+        (["verify", str(files["L01.pdf"])], "verify.keys", 2),
+        (["verify", str(files["L01.pdf"]), "--keys", str(tmp_path / "none")], "verify.keys", 2),
+        (["verify", str(tmp_path / "missing.pdf"), "--keys", str(keys_dir)], "verify.no_file", 2),
+        (["verify", "not-a-code"], "code.malformed", 1),
+        (["verify", "http://127.0.0.1:1/elsewhere"], "code.malformed", 1),
     ]
     text = tmp_path / "note.txt"
     text.write_text("hello")
-    cases.append((["verify", str(text), "--keys", str(keys_dir)], "verify.unsupported"))
-    for args, want in cases:
+    cases.append((["verify", str(text), "--keys", str(keys_dir)], "verify.unsupported", 1))
+    for args, want, exit_code in cases:
         code, out, err = run_cli(capsys, *args)
-        assert code == 2, (args, err)
+        assert code == exit_code, (args, err)
         assert out == ""
         assert err.count("\n") == 1
         assert err.startswith("error: ")

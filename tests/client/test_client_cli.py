@@ -40,7 +40,7 @@ def test_keys_generate_refuses_a_bad_institution_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = tmp_path / "ins.key"
-    assert main(["keys", "generate", "--institution", "bad+id", "--out", str(key)]) == 2
+    assert main(["keys", "generate", "--institution", "bad+id", "--out", str(key)]) == 1
     assert "key.bad_name" in capsys.readouterr().err
     assert not key.exists()
 
@@ -102,7 +102,7 @@ def test_post_usage_errors(tmp_path: Path, key: Path, capsys: pytest.CaptureFixt
     assert "cannot read" in capsys.readouterr().err
     bad = tmp_path / "in.csv"
     bad.write_text("record_id,credit\n", encoding="utf-8")
-    assert _post(bad, key) == 2
+    assert _post(bad, key) == 1  # the file is refused: a domain refusal, not usage
     assert "unknown column" in capsys.readouterr().err
     assert _post(bad, key, "--batch-size", "1001") == 2
     key.chmod(0o644)

@@ -34,7 +34,6 @@ from creditbank.api.deps import (
     PrincipalDep,
     WriteLimit,
 )
-from creditbank.api.errors import problem
 from creditbank.api.routes.log import Decimal
 from creditbank.api.schemas import (
     LearnerRecords,
@@ -170,10 +169,7 @@ async def post_records(
 ) -> JSONResponse:
     caller = _institution(who)
     data = await _read_body(request, svc.MAX_POST_BYTES)
-    try:
-        outcomes = await run_in_threadpool(_post, bank, caller, data, committer.submit)
-    except svc.BatchForbidden as e:
-        return problem(403, e.code, e.title, e.message, instance=request.url.path, items=e.items)
+    outcomes = await run_in_threadpool(_post, bank, caller, data, committer.submit)
     posted = RecordsPosted(
         results=[
             RecordResult(index=o.index, leaf_hash=b64encode(o.leaf_hash), duplicate=o.duplicate)
@@ -221,14 +217,7 @@ async def resolve_learner(request: Request, bank: BankDep, who: PrincipalDep) ->
             nationality=req.nationality,
         )
 
-    try:
-        got = await run_in_threadpool(run)
-    except InvalidInputError as e:
-        if not e.code.startswith("identity."):
-            raise
-        return problem(
-            422, e.code, "Invalid identity document", e.message, instance=request.url.path
-        )
+    got = await run_in_threadpool(run)
     out = LearnerResolved(learner_id=got.learner_id, salt=got.salt_b64, created=got.created)
     return JSONResponse(out.model_dump(), status_code=201 if got.created else 200)
 
