@@ -22,6 +22,10 @@
   records, stored document files) and their account; the signed log entries stay.
 
 Nothing here writes the ledger; forms' CSRF tokens are keyed by :meth:`Accounts.form_key`.
+
+:class:`Accounts` (here: creating accounts, claims, tokens, erasure) builds on
+``accounts_sessions`` (passwords and sessions); the values, limits and rules are in
+``accounts_values``.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ one registry state applies, and a signer key's validity is an interval of time, 
 (issuer, key id) of such a run is checked at the earliest and the latest time it signed (a run
 that fails is re-read and decided entry by entry). The main process also joins the chunks'
 subtrees, checking the nodes above them, the head and the checkpoints.
+
+The workers' side (the chunk checks, the key prescan, the chunking) is ``audit_chunks``.
 """
 
 from __future__ import annotations

@@ -44,6 +44,10 @@ Conversions (:mod:`creditbank.service.conversion`) follow the records:
 
 What each dataset id became is kept in ``dataset_refs`` (:func:`dataset_refs`); an application
 id maps to its decision entry (kind ``application``, ``record_id`` = the application id).
+
+The steps and :func:`import_dataset` are here; the dataset, the report and the references
+are in ``importer_dataset``, the state the steps share in ``importer_context``, the records
+step in ``importer_records``.
 """
 
 from __future__ import annotations

@@ -29,6 +29,18 @@ What never changes is computed once: a stored document's proof and evidence chec
 cached per document (and per registry version), a consistency verdict per (checkpoint,
 published size). Only the code's state, the status and the live log's size are read per
 request. Each phase is timed (:attr:`VerificationReport.timings`).
+
+Where each part lives (:class:`Verifier` is assembled from them; import from here):
+
+* ``verification`` — by code: :meth:`Verifier.by_code` and the serving path
+  (:meth:`Verifier.by_code_fast`, :meth:`Verifier.aby_code_fast`); the process's verifier.
+* ``verification_upload`` — by upload (:meth:`Verifier.by_upload`).
+* ``verification_document`` — the report of a stored document, for both paths.
+* ``verification_cache`` — what a verifier remembers, and the shared material.
+* ``verification_checks`` — the checks as functions, and reading an upload.
+* ``verification_report`` — the report model, the verdict, the check labels.
+* ``verification_counts`` — verification counts, batched.
+* ``verification_offline`` — the same checks with exported keys, no database.
 """
 
 from __future__ import annotations
