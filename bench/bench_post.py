@@ -239,8 +239,8 @@ def run(
 # --- where the time goes ------------------------------------------------------------------
 #: server functions whose cumulative time the ingest profile reports (file suffix, name)
 SERVER_PARTS = [
-    ("service/institutions.py", "post_records", "whole request (after HTTP)"),
-    ("service/institutions.py", "parse_post_request", "strict JSON parse + JCS re-encoding"),
+    ("service/posting.py", "post_records", "whole request (after HTTP)"),
+    ("service/posting.py", "parse_post_request", "strict JSON parse + JCS re-encoding"),
     ("core/signing.py", "verify_signature", "Ed25519 signature checks"),
     ("core/records.py", "validate_record_body", "JSON Schema validation (core)"),
     ("service/records.py", "__call__", "record rules under the ledger lock"),

@@ -1,5 +1,8 @@
 """FastAPI dependencies: the running bank, the group committer and the caller's identity.
 
+The caller is a :class:`creditbank.core.policy.Principal` (re-exported here with
+:data:`ANONYMOUS`); what it may do is decided by :mod:`creditbank.core.policy` alone.
+
 Nothing here is global: everything hangs off ``request.app.state`` set by
 :func:`creditbank.api.app.create_app`.
 """
@@ -7,20 +10,18 @@ Nothing here is global: everything hangs off ``request.app.state`` set by
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Annotated, Final
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from creditbank.api.errors import UnsupportedMediaTypeError
-from creditbank.core.entries import PRIVATE_TYPES
+from creditbank.core.policy import ANONYMOUS, Principal
 from creditbank.errors import AuthError, RateLimitedError
 from creditbank.service.bank import Bank
 from creditbank.service.ledger import GroupCommitter
 from creditbank.service.ratelimit import RateLimiter
-from creditbank.storage.token_repo import lookup_token
+from creditbank.service.tokens import principal_of_token
 
 
 def get_bank(request: Request) -> Bank:
@@ -46,53 +47,6 @@ BankDep = Annotated[Bank, Depends(get_bank)]
 CommitterDep = Annotated[GroupCommitter, Depends(get_committer)]
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling. ``role`` is ``anonymous`` or a token role (``auditor``,
-    ``institution``, ``learner``)."""
-
-    role: str
-    #: whom a token speaks for (an institution id or a learner id); None for anonymous
-    #: callers and auditors
-    subject: str | None = None
-    token_id: str | None = None
-
-    @property
-    def is_auditor(self) -> bool:
-        return self.role == "auditor"
-
-    def may_read_entry(
-        self,
-        entry_type: str,
-        issuer: str,
-        subject: str | None,
-        institutions: Collection[str] = frozenset(),
-    ) -> bool:
-        """docs/trust-model.md, "Who reads what".
-
-        Registry and rules entries are public. Record, conversion and transcript entries are
-        readable by auditors, by the learner they are about (a learner token whose subject is
-        the entry's ``subject``) and by the institutions in ``institutions``: the entry's
-        issuer, the owner it was posted for (``on_behalf_of``) and that owner's custodian,
-        which the caller works out from the entry and the registry
-        (:func:`creditbank.service.institutions.entry_institutions`). ``issuer`` alone grants
-        nothing: without ``institutions`` no institution reads a private entry (fail closed).
-        """
-        if entry_type not in PRIVATE_TYPES:
-            return True
-        if self.is_auditor:
-            return True
-        if self.subject is None:
-            return False
-        if self.role == "learner":
-            return subject is not None and self.subject == subject
-        if self.role == "institution":
-            return self.subject in institutions
-        return False
-
-
-ANONYMOUS: Final = Principal("anonymous")
-
 _bearer = HTTPBearer(auto_error=False, description="an auditor, institution or learner token")
 
 
@@ -111,10 +65,10 @@ def get_principal(
         if "authorization" in request.headers:
             raise AuthError("Authorization must be 'Bearer <token>'", code="auth.malformed")
         return ANONYMOUS
-    row = lookup_token(bank.engine, creds.credentials)
-    if row is None:
+    principal = principal_of_token(bank, creds.credentials)
+    if principal is None:
         raise AuthError("unknown or revoked token", code="auth.bad_token")
-    return Principal(row.role, row.subject, row.token_id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -194,3 +148,18 @@ def limit_writes(request: Request, bank: BankDep, who: PrincipalDep) -> None:
 
 
 WriteLimit = Depends(limit_writes)
+
+__all__ = [
+    "ANONYMOUS",
+    "BankDep",
+    "CommitterDep",
+    "JsonBody",
+    "Principal",
+    "PrincipalDep",
+    "WriteLimit",
+    "get_bank",
+    "get_committer",
+    "get_principal",
+    "limit_writes",
+    "require_json",
+]

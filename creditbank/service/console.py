@@ -36,7 +36,7 @@ from creditbank.client.csvformat import (
     parse_file,
 )
 from creditbank.errors import InvalidInputError, NotFoundError, StorageError, TooLargeError
-from creditbank.service import institutions
+from creditbank.service import record_listing
 from creditbank.service.bank import Bank
 from creditbank.service.conversion import current_rules
 from creditbank.service.gather import _Catalog
@@ -222,7 +222,9 @@ def list_records(
     Raises:
         StorageError: if the database is unavailable.
     """
-    page = institutions.list_records(bank, institution_id, institution_id, after=after, limit=limit)
+    page = record_listing.list_records(
+        bank, institution_id, institution_id, after=after, limit=limit
+    )
     catalog = _Catalog.of(current_rules(bank))
     try:
         with bank.engine.connect() as conn:

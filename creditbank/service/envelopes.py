@@ -14,13 +14,12 @@ null, and its leaf hash.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, Final
 
 from sqlalchemy import select
 
-from creditbank.core.entries import PRIVATE_TYPES, parse_entry_fields
+from creditbank.core.entries import parse_entry_fields
 from creditbank.core.merkle import leaf_hash
 from creditbank.core.registry import Registry
 from creditbank.core.signing import b64encode
@@ -85,7 +84,8 @@ def envelopes(bank: Bank, start: int, end: int) -> list[dict[str, Any]]:
 
 def entries_at(bank: Bank, indexes: Sequence[int]) -> tuple[dict[int, Any], Registry]:
     """The stored rows of the given indexes that exist (one query), and one snapshot of the
-    registry to decide who may read them with (:func:`entitled_institutions`).
+    registry to decide who may read them with
+    (:func:`creditbank.service.record_listing.entry_resource`).
 
     Raises:
         InvalidInputError: ``log.bad_batch`` for no index or more than
@@ -101,30 +101,9 @@ def entries_at(bank: Bank, indexes: Sequence[int]) -> tuple[dict[int, Any], Regi
     return {int(r.idx): r for r in rows}, bank.ledger.registry()
 
 
-def entitled_institutions(
-    registry: Registry, entry_type: str, issuer: str, data: bytes
-) -> frozenset[str]:
-    """The institutions entitled to read a private entry — its issuer, the owner it was
-    posted for (``on_behalf_of``) and that owner's custodian — decided exactly as
-    :func:`creditbank.service.institutions.entry_institutions` does, from one registry
-    snapshot for a whole batch (that function reads the registry for each entry)."""
-    if entry_type not in PRIVATE_TYPES:
-        return frozenset()
-    try:
-        body = json.loads(data).get("body")
-    except (ValueError, AttributeError):
-        return frozenset({issuer})
-    ward = body.get("on_behalf_of") if isinstance(body, dict) else None
-    owner = ward if isinstance(ward, str) else issuer
-    inst = registry.institutions.get(owner)
-    custodian = inst.custodian if inst is not None else None
-    return frozenset(x for x in (issuer, owner, custodian) if x is not None)
-
-
 __all__ = [
     "MAX_BATCH_ENTRIES",
     "MAX_ENVELOPES",
-    "entitled_institutions",
     "entries_at",
     "envelope_of",
     "envelopes",

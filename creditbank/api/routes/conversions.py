@@ -24,7 +24,8 @@ from fastapi.responses import JSONResponse
 
 from creditbank.api.deps import BankDep, JsonBody, Principal, PrincipalDep, WriteLimit
 from creditbank.api.schemas import ApplicationCreate, ApplicationList, ApplicationOut
-from creditbank.errors import AuthError, ForbiddenError, NotFoundError
+from creditbank.core import policy
+from creditbank.errors import NotFoundError
 from creditbank.service import conversion
 
 router = APIRouter(tags=["conversions"])
@@ -60,18 +61,14 @@ IdPath = Annotated[
 TargetQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-def _learner(who: Principal) -> str:
-    """The learner a token speaks for.
+def _learner(who: Principal, action: policy.Action) -> str:
+    """The learner a token speaks for, if the policy lets it do ``action``.
 
     Raises:
         AuthError: ``auth.required`` without a token.
         ForbiddenError: ``auth.forbidden`` for any other kind of token.
     """
-    if who.role == "anonymous":
-        raise AuthError("this needs a learner token", code="auth.required")
-    if who.role != "learner" or who.subject is None:
-        raise ForbiddenError(f"a {who.role} token cannot do this", code="auth.forbidden")
-    return who.subject
+    return policy.acting_subject(who, action)
 
 
 @router.post(
@@ -88,7 +85,7 @@ def create_application(
     who: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    learner = _learner(who)
+    learner = _learner(who, policy.Action.CONVERSION_APPLY)
     view, created = conversion.submit_application(
         bank,
         learner,
@@ -108,7 +105,8 @@ def create_application(
     summary="The learner's decided applications, with explanations (learner token)",
 )
 def list_applications(bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
-    return {"applications": conversion.list_applications(bank, _learner(who))}
+    learner = _learner(who, policy.Action.CONVERSION_READ)
+    return {"applications": conversion.list_applications(bank, learner)}
 
 
 @router.get(
@@ -118,7 +116,8 @@ def list_applications(bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
     summary="One of the learner's applications: grants, status, zh/en explanations",
 )
 def get_application(application_id: IdPath, bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
-    return conversion.application_view(bank, application_id, learner_id=_learner(who))
+    learner = _learner(who, policy.Action.CONVERSION_READ)
+    return conversion.application_view(bank, application_id, learner_id=learner)
 
 
 @router.get(
@@ -133,8 +132,9 @@ def what_if(
     program_id: TargetQuery = None,
     certificate_type_id: TargetQuery = None,
 ) -> dict[str, Any]:
+    learner = _learner(who, policy.Action.CONVERSION_PREVIEW)
     return conversion.what_if(
-        bank, _learner(who), program_id=program_id, certificate_type_id=certificate_type_id
+        bank, learner, program_id=program_id, certificate_type_id=certificate_type_id
     )
 
 

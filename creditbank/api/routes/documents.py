@@ -41,7 +41,7 @@ from creditbank.api.schemas import (
     ShareCodeOut,
     TranscriptCreate,
 )
-from creditbank.errors import AuthError, ForbiddenError
+from creditbank.core import policy
 from creditbank.service import issuance, share_codes, status
 from creditbank.service.bank import Bank
 
@@ -57,33 +57,24 @@ CodeIdPath = Annotated[str, Path(pattern=r"^SC-[0-9A-HJKMNP-TV-Z]{13}$", descrip
 V1: Final = "/api/v1"
 
 
-def _learner(who: Principal) -> str:
-    """The learner a token speaks for.
+def _learner(who: Principal, action: policy.Action) -> str:
+    """The learner a token speaks for, if the policy lets it do ``action``.
 
     Raises:
         AuthError: ``auth.required`` without a token.
         ForbiddenError: ``auth.forbidden`` for any other kind of token.
     """
-    if who.role == "anonymous":
-        raise AuthError("this needs a learner token", code="auth.required")
-    if who.role != "learner" or who.subject is None:
-        raise ForbiddenError(f"a {who.role} token cannot do this", code="auth.forbidden")
-    return who.subject
+    return policy.acting_subject(who, action)
 
 
 def _reader(who: Principal) -> str | None:
-    """Who may read a document's bytes: its learner (``subject``) or an auditor (None).
+    """Whose documents the caller reads: its own learner's, or every one (None, an auditor).
 
     Raises:
         AuthError: ``auth.required`` without a token.
         ForbiddenError: ``auth.forbidden`` for an institution token.
     """
-    if who.role == "anonymous":
-        raise AuthError("this needs the owner's learner token or an auditor token",
-                        code="auth.required")  # fmt: skip
-    if who.is_auditor:
-        return None
-    return _learner(who)
+    return policy.reader_scope(who, policy.Action.DOCUMENT_READ)
 
 
 def _issued(bank: Bank, got: issuance.Issued) -> dict[str, Any]:
@@ -103,7 +94,7 @@ def _issued(bank: Bank, got: issuance.Issued) -> dict[str, Any]:
 def create_transcript(
     bank: BankDep, who: PrincipalDep, req: Annotated[TranscriptCreate | None, Body()] = None
 ) -> dict[str, Any]:
-    learner = _learner(who)
+    learner = _learner(who, policy.Action.DOCUMENT_ISSUE)
     records = None if req is None else req.records
     return _issued(bank, issuance.issue_transcript(bank, learner, records))
 
@@ -116,7 +107,7 @@ def create_transcript(
     summary="Issue a certificate of one record or one conversion decision (learner token)",
 )
 def create_certificate(req: CertificateCreate, bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
-    learner = _learner(who)
+    learner = _learner(who, policy.Action.DOCUMENT_ISSUE)
     return _issued(
         bank, issuance.issue_certificate(bank, learner, record=req.record, decision=req.decision)
     )
@@ -129,7 +120,8 @@ def create_certificate(req: CertificateCreate, bank: BankDep, who: PrincipalDep)
     summary="Your transcripts and certificates with their status (learner token)",
 )
 def list_documents(bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
-    return {"documents": issuance.list_documents(bank, _learner(who))}
+    learner = _learner(who, policy.Action.DOCUMENT_LIST)
+    return {"documents": issuance.list_documents(bank, learner)}
 
 
 @router.post(
@@ -141,7 +133,7 @@ def list_documents(bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
 def revoke_document(
     doc_id: DocPath, req: DocumentRevoke, bank: BankDep, who: PrincipalDep
 ) -> dict[str, Any]:
-    learner = _learner(who)
+    learner = _learner(who, policy.Action.DOCUMENT_REVOKE)
     return issuance.revoke_document(
         bank, doc_id, reason=req.reason, by="learner", learner_id=learner
     )
@@ -206,7 +198,8 @@ def get_document(doc_id: DocPath, bank: BankDep, who: PrincipalDep) -> dict[str,
     summary="Your share codes: state, expiry, how often and when last verified (learner token)",
 )
 def list_share_codes(bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
-    return {"share_codes": share_codes.list_share_codes(bank, _learner(who))}
+    learner = _learner(who, policy.Action.SHARE_CODES_MANAGE)
+    return {"share_codes": share_codes.list_share_codes(bank, learner)}
 
 
 @router.post(
@@ -217,7 +210,7 @@ def list_share_codes(bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
     summary="Make another share code for one of your documents; the code is shown once",
 )
 def create_share_code(req: ShareCodeCreate, bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
-    learner = _learner(who)
+    learner = _learner(who, policy.Action.SHARE_CODES_MANAGE)
     made = share_codes.create_share_code(bank, learner, req.document_id, days=req.days)
     (view,) = [
         c for c in share_codes.list_share_codes(bank, learner) if c["code_id"] == made.code_id
@@ -234,7 +227,8 @@ def create_share_code(req: ShareCodeCreate, bank: BankDep, who: PrincipalDep) ->
 def extend_share_code(
     code_id: CodeIdPath, req: ShareCodeExtend, bank: BankDep, who: PrincipalDep
 ) -> dict[str, Any]:
-    return share_codes.extend_share_code(bank, _learner(who), code_id, req.days)
+    learner = _learner(who, policy.Action.SHARE_CODES_MANAGE)
+    return share_codes.extend_share_code(bank, learner, code_id, req.days)
 
 
 @router.post(
@@ -244,7 +238,8 @@ def extend_share_code(
     summary="Revoke one of your share codes for good (learner token)",
 )
 def revoke_share_code(code_id: CodeIdPath, bank: BankDep, who: PrincipalDep) -> dict[str, Any]:
-    return share_codes.revoke_share_code(bank, _learner(who), code_id)
+    learner = _learner(who, policy.Action.SHARE_CODES_MANAGE)
+    return share_codes.revoke_share_code(bank, learner, code_id)
 
 
 # -- public -------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The transparency-log endpoints (README.md): checkpoint, key, leaf hashes, entries, proofs.
 
 Everything here is public except record, conversion and transcript entries (docs/trust-model.md),
-which need a token allowed by :meth:`Principal.may_read_entry`: an auditor's, the learner's
-(the entry's subject), or that of an institution entitled to the entry (its issuer, the owner
-named in ``on_behalf_of``, or that owner's custodian). Proofs are served only
-against published checkpoint sizes.
+which need a token the policy allows (:mod:`creditbank.core.policy`, ``ENTRY_READ``): an
+auditor's, the learner's (the entry's subject), or that of an institution entitled to the
+entry (its issuer, the owner named in ``on_behalf_of``, or that owner's custodian). Proofs are
+served only against published checkpoint sizes.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from creditbank.api.deps import ANONYMOUS, BankDep, PrincipalDep
 from creditbank.api.reads import get_log_reads
+from creditbank.core import policy
 from creditbank.core.entries import MEDIA_TYPE, PRIVATE_TYPES
 from creditbank.core.merkle import MAX_TREE_SIZE
 from creditbank.core.signing import b64encode
 from creditbank.errors import ForbiddenError, InvalidInputError
-from creditbank.service.envelopes import entitled_institutions, entries_at, envelopes
-from creditbank.service.institutions import entry_institutions
+from creditbank.service.envelopes import entries_at, envelopes
+from creditbank.service.record_listing import entry_resource
 
 router = APIRouter(prefix="/log", tags=["log"])
 #: the log's hot reads, included by the app before every other router (routes are matched in
@@ -166,15 +167,16 @@ def get_entry(
     who: PrincipalDep,
 ) -> Response:
     row = bank.ledger.entry(index)
-    institutions: frozenset[str] = frozenset()
-    if who.role == "institution" and row.type in PRIVATE_TYPES:
-        institutions = entry_institutions(bank, row.type, row.issuer, bytes(row.data))
-    if not who.may_read_entry(row.type, row.issuer, row.subject, institutions):
+    entry = policy.LogEntry(row.type, row.subject)
+    if row.type in PRIVATE_TYPES and policy.reads_institutions(who):
+        registry = bank.ledger.registry()
+        entry = entry_resource(registry, row.type, row.issuer, row.subject, bytes(row.data))
+    if not policy.allows(who, policy.Action.ENTRY_READ, entry):
         raise ForbiddenError(
             f"entry {index} is not public; reading it needs an authorised token",
             code="auth.forbidden",
         )
-    public = ANONYMOUS.may_read_entry(row.type, row.issuer, row.subject)
+    public = policy.allows(ANONYMOUS, policy.Action.ENTRY_READ, entry)
     cache = "public, max-age=31536000, immutable" if public else "private, no-store"
     return Response(bytes(row.data), media_type=MEDIA_TYPE, headers={"Cache-Control": cache})
 
@@ -216,10 +218,10 @@ def get_entry_batch(
         if row is None:
             out.append({"index": i, "status": 404, "entry": None})
             continue
-        institutions: frozenset[str] = frozenset()
-        if who.role == "institution" and row.type in PRIVATE_TYPES:
-            institutions = entitled_institutions(registry, row.type, row.issuer, bytes(row.data))
-        if not who.may_read_entry(row.type, row.issuer, row.subject, institutions):
+        entry = policy.LogEntry(row.type, row.subject)
+        if row.type in PRIVATE_TYPES and policy.reads_institutions(who):
+            entry = entry_resource(registry, row.type, row.issuer, row.subject, bytes(row.data))
+        if not policy.allows(who, policy.Action.ENTRY_READ, entry):
             out.append({"index": i, "status": 403, "entry": None})
             continue
         out.append({"index": i, "status": 200, "entry": b64encode(bytes(row.data))})

@@ -1,7 +1,7 @@
 """Records and learners (docs/api-records.md): post signed record entries, resolve learners, read.
 
 * ``POST /api/v1/records`` (institution token): an atomic batch of signed entries. The body is
-  parsed strictly by :func:`creditbank.service.institutions.parse_post_request` (duplicate
+  parsed strictly by :func:`creditbank.service.posting.parse_post_request` (duplicate
   keys, floats, non-UTF-8, oversize → problem+json with stable codes); each entry object is
   re-encoded with JCS, which reproduces exactly the bytes its issuer signed. 201 if anything
   was appended, 200 if every entry was already in the log (idempotent re-post).
@@ -46,15 +46,11 @@ from creditbank.api.schemas import (
     RecordsCreate,
     RecordsPosted,
 )
+from creditbank.core import policy
 from creditbank.core.canonical import parse_json_strict
 from creditbank.core.signing import b64encode
-from creditbank.errors import (
-    AuthError,
-    ForbiddenError,
-    InvalidInputError,
-    TooLargeError,
-)
-from creditbank.service import institutions as svc
+from creditbank.errors import InvalidInputError, TooLargeError
+from creditbank.service import learners, posting, record_listing
 from creditbank.service.bank import Bank
 from creditbank.service.ledger import AppendOutcome
 from creditbank.service.record_views import content_by_index
@@ -113,18 +109,14 @@ LearnerIdPath = Annotated[
 ]
 
 
-def _institution(who: Principal) -> str:
-    """The institution a token speaks for.
+def _institution(who: Principal, action: policy.Action) -> str:
+    """The institution a token speaks for, if the policy lets it do ``action``.
 
     Raises:
         AuthError: ``auth.required`` without a token.
         ForbiddenError: ``auth.forbidden`` for any other kind of token.
     """
-    if who.role == "anonymous":
-        raise AuthError("this needs an institution token", code="auth.required")
-    if who.role != "institution" or who.subject is None:
-        raise ForbiddenError(f"a {who.role} token cannot do this", code="auth.forbidden")
-    return who.subject
+    return policy.acting_subject(who, action)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -146,8 +138,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _post(bank: Bank, caller: str, data: bytes, submit: svc.Submit) -> list[AppendOutcome]:
-    return svc.post_records(bank, caller, svc.parse_post_request(data), submit=submit)
+def _post(bank: Bank, caller: str, data: bytes, submit: posting.Submit) -> list[AppendOutcome]:
+    return posting.post_records(bank, caller, posting.parse_post_request(data), submit=submit)
 
 
 @router.post(
@@ -167,8 +159,8 @@ def _post(bank: Bank, caller: str, data: bytes, submit: svc.Submit) -> list[Appe
 async def post_records(
     request: Request, bank: BankDep, who: PrincipalDep, committer: CommitterDep
 ) -> JSONResponse:
-    caller = _institution(who)
-    data = await _read_body(request, svc.MAX_POST_BYTES)
+    caller = _institution(who, policy.Action.RECORDS_POST)
+    data = await _read_body(request, posting.MAX_POST_BYTES)
     outcomes = await run_in_threadpool(_post, bank, caller, data, committer.submit)
     posted = RecordsPosted(
         results=[
@@ -181,7 +173,7 @@ async def post_records(
 
 
 def _parse_resolve(data: bytes) -> LearnerResolve:
-    doc = parse_json_strict(data, max_size=svc.MAX_SMALL_BODY)
+    doc = parse_json_strict(data, max_size=learners.MAX_SMALL_BODY)
     try:
         return LearnerResolve.model_validate(doc)
     except ValidationError as e:
@@ -204,12 +196,12 @@ def _parse_resolve(data: bytes) -> LearnerResolve:
     },
 )
 async def resolve_learner(request: Request, bank: BankDep, who: PrincipalDep) -> JSONResponse:
-    _institution(who)
-    data = await _read_body(request, svc.MAX_SMALL_BODY)
+    _institution(who, policy.Action.LEARNERS_RESOLVE)
+    data = await _read_body(request, learners.MAX_SMALL_BODY)
     req = _parse_resolve(data)
 
     def run() -> ResolvedLearner:
-        return svc.resolve(
+        return learners.resolve(
             bank,
             name=req.name,
             doc_type=req.id_type,
@@ -223,10 +215,12 @@ async def resolve_learner(request: Request, bank: BankDep, who: PrincipalDep) ->
 
 
 def _parse_resolve_batch(data: bytes) -> LearnerResolveBatch:
-    doc = parse_json_strict(data, max_size=svc.MAX_RESOLVE_BATCH_BYTES)
+    doc = parse_json_strict(data, max_size=learners.MAX_RESOLVE_BATCH_BYTES)
     items = doc.get("learners") if isinstance(doc, dict) else None
-    if isinstance(items, list) and len(items) > svc.MAX_RESOLVE_BATCH:
-        raise TooLargeError(f"{len(items)} learners; at most {svc.MAX_RESOLVE_BATCH} per request")
+    if isinstance(items, list) and len(items) > learners.MAX_RESOLVE_BATCH:
+        raise TooLargeError(
+            f"{len(items)} learners; at most {learners.MAX_RESOLVE_BATCH} per request"
+        )
     try:
         return LearnerResolveBatch.model_validate(doc)
     except ValidationError as e:
@@ -252,13 +246,13 @@ def _parse_resolve_batch(data: bytes) -> LearnerResolveBatch:
 async def resolve_learners_batch(
     request: Request, bank: BankDep, who: PrincipalDep
 ) -> JSONResponse:
-    _institution(who)
-    data = await _read_body(request, svc.MAX_RESOLVE_BATCH_BYTES)
+    _institution(who, policy.Action.LEARNERS_RESOLVE)
+    data = await _read_body(request, learners.MAX_RESOLVE_BATCH_BYTES)
     req = _parse_resolve_batch(data)
     queries = [
-        svc.LearnerQuery(q.name, q.id_type, q.id_number, q.nationality) for q in req.learners
+        learners.LearnerQuery(q.name, q.id_type, q.id_number, q.nationality) for q in req.learners
     ]
-    got = await run_in_threadpool(svc.resolve_batch, bank, queries)
+    got = await run_in_threadpool(learners.resolve_batch, bank, queries)
     results: list[dict[str, Any]] = []
     for g in got:
         if isinstance(g, InvalidInputError):
@@ -280,10 +274,12 @@ def list_institution_records(
     after: Annotated[
         int | None, Query(ge=0, description="ledger index to continue after"), Decimal
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=svc.MAX_PAGE), Decimal] = svc.DEFAULT_PAGE,
+    limit: Annotated[
+        int, Query(ge=1, le=record_listing.MAX_PAGE), Decimal
+    ] = record_listing.DEFAULT_PAGE,
 ) -> RecordPage:
-    caller = _institution(who)
-    page = svc.list_records(
+    caller = _institution(who, policy.Action.INSTITUTION_RECORDS_LIST)
+    page = record_listing.list_records(
         bank, caller, institution_id, after=-1 if after is None else after, limit=limit
     )
     return RecordPage.model_validate({"records": page.records, "next_after": page.next_after})
@@ -298,13 +294,13 @@ def list_institution_records(
 def get_learner_records(
     learner_id: LearnerIdPath, bank: BankDep, who: PrincipalDep
 ) -> LearnerRecords:
-    if who.role == "anonymous":
-        raise AuthError("this needs the learner's token or an auditor token", code="auth.required")
-    if not (who.is_auditor or (who.role == "learner" and who.subject == learner_id)):
-        raise ForbiddenError(
-            "only the learner or an auditor reads these records", code="auth.forbidden"
-        )
-    chains = svc.learner_records(bank, learner_id)
+    policy.authorize(
+        who,
+        policy.Action.LEARNER_RECORDS_READ,
+        policy.LearnerData(learner_id),
+        message="only the learner or an auditor reads these records",
+    )
+    chains = learners.learner_records(bank, learner_id)
     views = content_by_index(bank, learner_id)  # content and state (issue #10 item 5)
     return LearnerRecords.model_validate(
         {

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from creditbank.core import policy
 from creditbank.errors import AuthError, CreditBankError, RateLimitedError
 from creditbank.service.accounts import Account
 from creditbank.web.portal.common import (
@@ -15,9 +16,9 @@ from creditbank.web.portal.common import (
     SESSION_COOKIE,
     CsrfDep,
     PortalRoute,
+    allowed_to,
     check_sign_in_rate,
     clear_session_cookie,
-    current_account,
     error_text,
     get_accounts,
     get_bank,
@@ -25,15 +26,14 @@ from creditbank.web.portal.common import (
     optional_account,
     redirect,
     render,
-    role_required,
     safe_next,
     set_session_cookie,
 )
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
-AccountDep = Annotated[Account, Depends(current_account)]
-AdminDep = Annotated[Account, Depends(role_required("admin"))]
+AccountDep = Annotated[Account, Depends(allowed_to(policy.Action.ACCOUNT_MANAGE))]
+AdminDep = Annotated[Account, Depends(allowed_to(policy.Action.PORTAL_ADMIN))]
 
 
 async def form_fields(request: Request) -> dict[str, str]:

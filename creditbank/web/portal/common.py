@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from creditbank.core import policy
 from creditbank.errors import AuthError, CreditBankError, ForbiddenError
 from creditbank.service.accounts import Account, Accounts
 from creditbank.service.bank import Bank
@@ -160,17 +161,21 @@ async def current_account(request: Request) -> Account:
     return account
 
 
-def role_required(*roles: str) -> Callable[..., Any]:
-    """A dependency returning the account if its role is one of ``roles``.
+def principal_of(account: Account) -> policy.Principal:
+    """The policy's principal of a signed-in account (:func:`policy.principal_of_account`)."""
+    return policy.principal_of_account(account.role, account.institution_id, account.learner_id)
+
+
+def allowed_to(action: policy.Action) -> Callable[..., Any]:
+    """A dependency returning the signed-in account if the policy lets it do ``action``.
 
     Raises:
         SignInRequired: without a session.
-        ForbiddenError: ``auth.forbidden`` for another role.
+        ForbiddenError: ``auth.forbidden`` for an account the policy refuses.
     """
 
     async def dep(account: Account = Depends(current_account)) -> Account:  # noqa: B008
-        if account.role not in roles:
-            raise ForbiddenError("this page is not for your account", code="auth.forbidden")
+        policy.authorize(principal_of(account), action, message="this page is not for your account")
         return account
 
     return dep
@@ -354,6 +359,7 @@ __all__ = [
     "CsrfDep",
     "PortalRoute",
     "SignInRequired",
+    "allowed_to",
     "check_sign_in_rate",
     "current_account",
     "error_text",
@@ -361,9 +367,9 @@ __all__ = [
     "get_bank",
     "language",
     "optional_account",
+    "principal_of",
     "redirect",
     "render",
-    "role_required",
     "safe_next",
     "set_session_cookie",
     "sign_in_redirect",

@@ -13,22 +13,23 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from creditbank.core import policy
 from creditbank.errors import CreditBankError, InvalidInputError
 from creditbank.service import console, watch
 from creditbank.service.accounts import Account
 from creditbank.web.portal.common import (
     CsrfDep,
     PortalRoute,
+    allowed_to,
     error_text,
     get_bank,
     language,
     render,
-    role_required,
 )
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
-OperatorDep = Annotated[Account, Depends(role_required("operator"))]
+OperatorDep = Annotated[Account, Depends(allowed_to(policy.Action.PORTAL_CONSOLE))]
 
 
 def _inst(account: Account) -> str:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from creditbank.core import policy
 from creditbank.errors import (
     ConflictError,
     CreditBankError,
@@ -25,6 +26,7 @@ from creditbank.web.portal.common import (
     SESSION_COOKIE,
     CsrfDep,
     PortalRoute,
+    allowed_to,
     clear_session_cookie,
     error_text,
     get_accounts,
@@ -32,12 +34,11 @@ from creditbank.web.portal.common import (
     language,
     redirect,
     render,
-    role_required,
 )
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
-WorkerDep = Annotated[Account, Depends(role_required("worker"))]
+WorkerDep = Annotated[Account, Depends(allowed_to(policy.Action.PORTAL_WORKER))]
 
 #: the states a record can show, in both languages
 STATES: dict[str, tuple[str, str]] = {
