@@ -466,9 +466,9 @@ def test_cli_refuses_unusable_state_and_reports_an_unreachable_bank(
     save_state(other, MonitorState(institution="INS-B", url="http://x", log_key="k+00+AA"))
     code, err = run("--state", str(other))
     assert (code, "follows 'INS-B'" in err) == (2, True), err
-    # a bad --log-key is a usage error before any request
+    # a bad --log-key is refused (key.bad_vkey, a refusal: exit 1) before any request
     code, err = run("--state", str(tmp_path / "s.json"), "--log-key", "not a key")
-    assert code == 2, err
+    assert (code, err.endswith("[key.bad_vkey]")) == (1, True), err
     # the bank cannot be reached: exit 1, one line, and no state is written
     monkeypatch.setattr("creditbank.client.monitor.BACKOFF", 0.0)
     code, err = run("--state", str(tmp_path / "s.json"))
