@@ -14,9 +14,9 @@ signing time and record semantics under its lock
 Each entry is parsed once on its way in: the request's JSON is decoded once, and the entry
 objects become :class:`~creditbank.core.entries.Entry` values
 (:func:`~creditbank.core.entries.entry_from_object`) that the ledger, its validator and
-projection take as they are. An entry that would not parse is handed to the ledger as its
-bytes, so that it is refused exactly as before. The after-append hook (the voids a
-revocation implies) is called with the new revocations only.
+projection, and the after-append hook (the voids a revocation implies, called with the new
+revocations only) take as they are. An entry that would not parse is handed to the ledger as
+its bytes, so that it is refused exactly as before.
 """
 
 from __future__ import annotations
@@ -215,12 +215,12 @@ def post_records(
     append = submit if submit is not None else _ledger_submit(bank)
     outcomes = append(entries, request.extras)
     revoked = [
-        (e.raw, o)
+        (e, o)
         for e, o in zip(entries, outcomes, strict=True)
         if isinstance(e, Entry) and e.type == "record.revoked" and not o.duplicate
     ]
     if revoked:  # the voids those revocations imply
-        conversion.after_records_posted(bank, [r for r, _ in revoked], [o for _, o in revoked])
+        conversion.after_records_posted(bank, [e for e, _ in revoked], [o for _, o in revoked])
     return outcomes
 
 

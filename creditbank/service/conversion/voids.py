@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from creditbank.core.entries import Entry
 from creditbank.core.rules import void_of
 from creditbank.core.rules.decision_entries import VOIDED, LearnerData, StoredDecision
 from creditbank.service.bank import Bank
@@ -122,7 +123,7 @@ def reconcile_voids(bank: Bank, learner_ids: Iterable[str] | None = None) -> int
 
 
 def on_records_appended(
-    bank: Bank, raws: Sequence[bytes], outcomes: Sequence[AppendOutcome]
+    bank: Bank, raws: Sequence[bytes | Entry], outcomes: Sequence[AppendOutcome]
 ) -> int:
     """After record entries were appended: post the voids their revocations imply.
 
@@ -132,7 +133,12 @@ def on_records_appended(
     for raw, out in zip(raws, outcomes, strict=True):
         if out.duplicate:
             continue
-        entry = json.loads(raw)  # the stored bytes, admitted by the ledger: parsed once here
+        # the entry as posting parsed it, or its stored bytes, admitted by the ledger
+        entry: dict[str, Any] = (
+            {"type": raw.type, "issuer": raw.issuer, "body": raw.body}
+            if isinstance(raw, Entry)
+            else json.loads(raw)
+        )
         if entry["type"] == "record.revoked":
             body = entry["body"]
             revoked.append((record_owner(str(entry["issuer"]), body), str(body["record_id"])))
@@ -149,7 +155,7 @@ def on_records_appended(
 
 
 def after_records_posted(
-    bank: Bank, raws: Sequence[bytes], outcomes: Sequence[AppendOutcome]
+    bank: Bank, raws: Sequence[bytes | Entry], outcomes: Sequence[AppendOutcome]
 ) -> None:
     """The hook run right after a batch of record entries is appended: posts the voids its
     revocations imply. Never raises (the records are already committed): a failure is logged,
