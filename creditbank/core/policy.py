@@ -16,6 +16,10 @@ Every decision is a pure function of three things:
 :data:`GRANTS` is the whole table: every role × action pair is one of :class:`Grant`.
 Anything not in it (an unknown role, an unknown action, a missing resource where one is
 needed, a principal without the subject its grant needs) is denied: the policy fails closed.
+Routes open to everyone (the log's checkpoints and proofs, the rules, verification, the
+issuer's public material) take no principal and have no action here; the route matrix
+(tests/api/test_authz_matrix.py) checks that they stay open and that every other route
+refuses whom this table refuses.
 
 Routes and services ask :func:`authorize` (which raises the refusal) or :func:`allows` (a
 bool, for per-item answers such as a batch of entries); they never compare roles themselves.
@@ -44,8 +48,6 @@ ROLES: Final = API_ROLES + PORTAL_ROLES
 class Action(StrEnum):
     """Everything a principal may be allowed to do."""
 
-    # -- public reads (the log's public parts, rules, verification, issuer material)
-    PUBLIC_READ = "public.read"
     # -- the log
     ENTRY_READ = "log.entry.read"
     # -- institutions (API)
@@ -212,7 +214,6 @@ _A, _S, _P, _O = Grant.ALLOW, Grant.SELF, Grant.PUBLIC, Grant.OWN
 
 #: action -> the roles it is granted to and how; every role not named is denied
 _GRANTED: Final[Mapping[Action, Mapping[str, Grant]]] = {
-    Action.PUBLIC_READ: dict.fromkeys(ROLES, _A),
     Action.ENTRY_READ: {
         "anonymous": _P,
         "auditor": _A,
@@ -250,7 +251,6 @@ GRANTS: Final[Mapping[str, Mapping[Action, Grant]]] = {
 
 #: what each action needs, for the refusal of an anonymous caller ("this needs …")
 NEEDS: Final[Mapping[Action, str]] = {
-    Action.PUBLIC_READ: "nothing",
     Action.ENTRY_READ: "an authorised token",
     Action.RECORDS_POST: "an institution token",
     Action.RECORD_ENTRY_POST: "an institution token",

@@ -36,7 +36,6 @@ ROLES: Final = ("anonymous", "auditor", "institution", "learner", "worker", "ope
 #: action -> the grant of each role, in the order of ROLES:
 #:          anonymous auditor institution learner worker operator admin
 EXPECTED: Final[dict[Action, tuple[Grant, ...]]] = {
-    Action.PUBLIC_READ: (A, A, A, A, A, A, A),
     Action.ENTRY_READ: (P, A, W, W, P, P, P),
     Action.RECORDS_POST: (D, D, S, D, D, D, D),
     Action.RECORD_ENTRY_POST: (D, D, W, D, D, D, D),
