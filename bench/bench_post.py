@@ -451,7 +451,7 @@ other processes' CPU. {ceiling}
 ## Where the time goes
 
 Measured in-process on {2_000:,} rows of the same mix (client steps timed; the server's ingest
-of the signed batches — `service.institutions.post_records`, no HTTP — under cProfile, so the
+of the signed batches — `service.posting.post_records`, no HTTP — under cProfile, so the
 absolute numbers are inflated by the profiler but the shares hold):
 
 {costs}
