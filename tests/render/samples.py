@@ -16,6 +16,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from creditbank.core.records import credits_to_centi
+
 SAMPLE = resources.files("creditbank") / "data" / "sample"
 ISSUER = {
     "id": "did:web:127.0.0.1%3A8000",
@@ -71,7 +73,7 @@ def _titles(o: dict[str, Any]) -> tuple[str, str, str, str]:
 def _payload(o: dict[str, Any]) -> dict[str, Any]:
     p = dict(o["payload"])
     if "credits" in p:
-        p["credits_centi"] = round(p.pop("credits") * 100)
+        p["credits_centi"] = credits_to_centi(p.pop("credits"))
     return p
 
 
