@@ -1,5 +1,6 @@
-"""What every ``creditbank`` command module shares: exit codes, the per-invocation state,
-opening the bank of the home, and writing output and one-line messages.
+"""What every ``creditbank`` command module shares: the exit codes of a verdict, the
+per-invocation state, opening the bank of the home, writing output and one-line messages, and
+shared options.
 
 The command modules (``*_cmds.py``) import this module and never :mod:`creditbank.cli.main`,
 which assembles their commands into one parser and runs it.
@@ -22,10 +23,10 @@ from creditbank.errors import ConfigurationError
 from creditbank.service.bank import Bank, open_bank
 from creditbank.service.keys import LOG_KEY
 
+#: the exit codes of a command's own verdict (post, verify); an error's exit code is its
+#: entry's in :mod:`creditbank.error_catalogue`
 EX_OK: Final = 0
 EX_FAILURE: Final = 1
-EX_USAGE: Final = 2
-EX_SOFTWARE: Final = 70
 
 #: ``--url``: the bank's base URL, for the commands that talk to a bank over HTTP
 BankUrlOpt = Annotated[
@@ -118,8 +119,6 @@ def mask_url(url: str) -> str:
 __all__ = [
     "EX_FAILURE",
     "EX_OK",
-    "EX_SOFTWARE",
-    "EX_USAGE",
     "BankUrlOpt",
     "State",
     "mask_url",
