@@ -16,11 +16,10 @@ import typer
 from creditbank.cli.common import opened_bank, write_err, write_out
 from creditbank.core import merkle
 from creditbank.core.checkpoint import verify_checkpoint
-from creditbank.core.entries import format_time
 from creditbank.core.signing import b64encode, parse_verifier_key
 from creditbank.errors import InvalidInputError, RootMismatchError, VerificationError
 from creditbank.service.bank import Bank
-from creditbank.storage.token_repo import issue_token
+from creditbank.service.tokens import issue_auditor_token
 
 MAX_INDEX: Final = merkle.MAX_TREE_SIZE
 #: leaf hashes read per request while exporting (the ledger's bound)
@@ -250,8 +249,6 @@ def auditor_token(
 ) -> None:
     """Create an auditor token (reads every ledger entry over the API); printed only once."""
     with opened_bank(ctx) as bank:
-        token, row = issue_token(
-            bank.engine, role="auditor", now=format_time(bank.clock.now()), label=label
-        )
+        token, row = issue_auditor_token(bank, label=label)
     write_out(token)
     write_err(f"auditor token {row.token_id} created; it is shown only this once")

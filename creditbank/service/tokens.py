@@ -1,4 +1,4 @@
-"""API tokens: issue them to institutions and learners, revoke them, identify a caller.
+"""API tokens: issue them to institutions, learners and auditors, revoke them, identify a caller.
 
 A token is stored only as its SHA-256 digest (:mod:`creditbank.storage.token_repo`); the
 token itself is shown once, when it is made. What a token's holder may do is the
@@ -52,6 +52,18 @@ def issue_learner_token(
         raise NotFoundError(f"learner {learner_id} was erased", code="learner.erased")
     return token_repo.issue_token(
         bank.engine, role="learner", subject=learner_id, now=now_text(bank.clock), label=label
+    )
+
+
+def issue_auditor_token(bank: Bank, *, label: str | None = None) -> tuple[str, StoredToken]:
+    """A new auditor token (reads every ledger entry over the API; show it once).
+
+    Raises:
+        InvalidInputError: ``token.label`` for a label over 200 characters.
+        StorageError: if the database is unavailable.
+    """
+    return token_repo.issue_token(
+        bank.engine, role="auditor", now=now_text(bank.clock), label=label
     )
 
 
