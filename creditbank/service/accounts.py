@@ -38,12 +38,12 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from creditbank.core import policy
 from creditbank.core.entries import format_time, parse_time
 from creditbank.core.identity import check_person_name, identity_lookup_key, normalize_identity
 from creditbank.errors import (
     AuthError,
     ConflictError,
-    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     RateLimitedError,
@@ -346,8 +346,10 @@ class Accounts(SessionAccounts):
 
     @staticmethod
     def _worker(account: Account) -> None:
-        if account.role != "worker":
-            raise ForbiddenError("only a worker account can do this", code="auth.forbidden")
+        who = policy.principal_of_account(account.role, account.institution_id, account.learner_id)
+        policy.authorize(
+            who, policy.Action.PORTAL_WORKER, message="only a worker account can do this"
+        )
 
     # -- API tokens -------------------------------------------------------------------------
     def _token_subject(self, account: Account) -> str | None:
