@@ -204,10 +204,9 @@ def _cause_queries(docs: Any) -> Any:
     """One SELECT per cause, each ``(doc_id, status_list, status_index, what, at, reason,
     entry_idx, detail)``, restricted to the documents in ``docs`` (a subquery of documents)."""
     d, i = documents_t, document_items_t
+    bit = (d.c.doc_id, d.c.status_list, d.c.status_index)  # the document and its status bit
     own = select(
-        d.c.doc_id,
-        d.c.status_list,
-        d.c.status_index,
+        *bit,
         func.coalesce(d.c.revoked_by, "bank").label("what"),
         d.c.revoked_at.label("at"),
         d.c.revoked_reason.label("reason"),
@@ -217,9 +216,7 @@ def _cause_queries(docs: Any) -> Any:
     r = revocations_t
     record = (
         select(
-            d.c.doc_id,
-            d.c.status_list,
-            d.c.status_index,
+            *bit,
             i.c.item.label("what"),
             r.c.effective_on.label("at"),
             r.c.reason.label("reason"),
@@ -236,9 +233,7 @@ def _cause_queries(docs: Any) -> Any:
     v = conversion_voids_t
     grant = (
         select(
-            d.c.doc_id,
-            d.c.status_list,
-            d.c.status_index,
+            *bit,
             i.c.item.label("what"),
             v.c.voided_at.label("at"),
             literal("voided", String).label("reason"),
@@ -258,9 +253,7 @@ def _cause_queries(docs: Any) -> Any:
     )
     erased = (
         select(
-            d.c.doc_id,
-            d.c.status_list,
-            d.c.status_index,
+            *bit,
             literal("erased", String).label("what"),
             learners_t.c.erased_at.label("at"),
             literal("the learner's personal data was erased", String).label("reason"),
@@ -273,6 +266,17 @@ def _cause_queries(docs: Any) -> Any:
     return union_all(own, record, grant, erased)
 
 
+def _cause(row: Any) -> StatusCause:
+    """A row of :func:`_cause_queries` as a cause."""
+    return StatusCause(
+        str(row.what),
+        str(row.at),
+        str(row.reason),
+        None if row.entry_idx is None else int(row.entry_idx),
+        None if row.detail is None else str(row.detail),
+    )
+
+
 def status_causes(conn: Connection, doc_ids: Iterable[str]) -> dict[str, list[StatusCause]]:
     """Every reason each of the given documents is revoked (absent: not revoked)."""
     ids = list(dict.fromkeys(doc_ids))
@@ -282,15 +286,7 @@ def status_causes(conn: Connection, doc_ids: Iterable[str]) -> dict[str, list[St
     docs = select(documents_t.c.doc_id).where(documents_t.c.doc_id.in_(ids)).scalar_subquery()
     q = _cause_queries(docs)
     for row in conn.execute(q):
-        out.setdefault(str(row.doc_id), []).append(
-            StatusCause(
-                str(row.what),
-                str(row.at),
-                str(row.reason),
-                None if row.entry_idx is None else int(row.entry_idx),
-                None if row.detail is None else str(row.detail),
-            )
-        )
+        out.setdefault(str(row.doc_id), []).append(_cause(row))
     for causes in out.values():
         causes.sort(key=lambda c: (c.at, c.what))
     return out
@@ -307,16 +303,7 @@ _ONE_DOCUMENT_CAUSES: Final = _cause_queries(
 
 def status_causes_of(conn: Connection, doc_id: str) -> list[StatusCause]:
     """:func:`status_causes` of one document (its prepared statement is built once)."""
-    causes = [
-        StatusCause(
-            str(row.what),
-            str(row.at),
-            str(row.reason),
-            None if row.entry_idx is None else int(row.entry_idx),
-            None if row.detail is None else str(row.detail),
-        )
-        for row in conn.execute(_ONE_DOCUMENT_CAUSES, {"doc_id": doc_id})
-    ]
+    causes = [_cause(row) for row in conn.execute(_ONE_DOCUMENT_CAUSES, {"doc_id": doc_id})]
     causes.sort(key=lambda c: (c.at, c.what))
     return causes
 
