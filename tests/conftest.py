@@ -2,7 +2,8 @@
 
 Engines: every fixture built on ``database_url`` runs twice, ``[sqlite]`` (a file in the
 test's home) and ``[pg]`` (marked ``pg``): a fresh database ``cb_<uuid hex>`` created through
-the admin URL in ``CREDITBANK_TEST_PG_URL`` and dropped ``WITH (FORCE)`` afterwards. Without
+the admin URL in ``CREDITBANK_TEST_PG_URL`` as a copy of a schema-only template (migrated once
+per test process) and dropped ``WITH (FORCE)`` afterwards. Without
 that variable the ``pg`` cases skip; with it and an unreachable server they FAIL.
 
 Fixtures (see each docstring):
@@ -56,6 +57,8 @@ from creditbank.core.entries import build_entry, format_time, sign_entry
 from creditbank.core.signing import Ed25519Signer, b64encode, entry_key_id
 from creditbank.service.bank import Bank, init_home
 from creditbank.service.clock import Clock, FixedClock
+from creditbank.storage.engine import make_engine
+from creditbank.storage.migrate import upgrade
 from creditbank.storage.token_repo import issue_token
 
 PG_ENV = "CREDITBANK_TEST_PG_URL"
@@ -90,15 +93,17 @@ def _psycopg_url(url: str) -> str:
 
 
 @contextmanager
-def fresh_pg_database(admin_url: str) -> Iterator[str]:
-    """Create ``cb_<uuid hex>`` through ``admin_url``, yield its URL, drop it WITH (FORCE).
+def fresh_pg_database(admin_url: str, *, template: str | None = None) -> Iterator[str]:
+    """Create ``cb_<uuid hex>`` through ``admin_url`` (a copy of the database ``template`` if
+    given), yield its URL, drop it WITH (FORCE).
 
     Fails the test (never skips) if the server cannot be reached.
     """
     name = f"cb_{uuid.uuid4().hex}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     try:
         with psycopg.connect(_psycopg_url(admin_url), autocommit=True, connect_timeout=10) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
+            c.execute(f'CREATE DATABASE "{name}"{copy}')
     except psycopg.Error as e:
         pytest.fail(f"{PG_ENV} is set but PostgreSQL is unreachable: {e}")
     try:
@@ -108,16 +113,34 @@ def fresh_pg_database(admin_url: str) -> Iterator[str]:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def pg_schema_template() -> Iterator[str]:
+    """A PostgreSQL database holding the migrated schema and nothing else (no head row, no
+    entries, no keys anywhere), made once per test process; every ``[pg]`` database is a copy
+    (``CREATE DATABASE ... TEMPLATE``), so ``init_home`` finds the schema at head and runs
+    no migration, and the rest of the home (keys, genesis) is made fresh as always."""
+    admin = os.environ.get(PG_ENV, "")
+    with fresh_pg_database(admin) as url:
+        engine = make_engine(url, pool=False)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        yield str(make_url(url).database)
+
+
 @pytest.fixture
-def database_url(engine_kind: str) -> Iterator[str | None]:
-    """None for SQLite (the home's own file), or the URL of a fresh PostgreSQL database."""
+def database_url(engine_kind: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite (the home's own file), or the URL of a fresh PostgreSQL database
+    (holding the migrated schema only: see :func:`pg_schema_template`)."""
     if engine_kind == "sqlite":
         yield None
         return
     admin = os.environ.get(PG_ENV, "")
     if not admin:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    with fresh_pg_database(admin) as url:
+    template = request.getfixturevalue("pg_schema_template")
+    with fresh_pg_database(admin, template=template) as url:
         yield url
 
 
