@@ -50,6 +50,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from fastapi import FastAPI
+from schema_template import with_sqlite_schema
 
 from creditbank.api.app import create_app
 from creditbank.config import Settings
@@ -180,6 +181,7 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 @pytest.fixture
 def bank(settings: Settings, clock: FixedClock) -> Iterator[Bank]:
     """An initialised home on the engine under test: genesis at index 0, published (size 1)."""
+    with_sqlite_schema(settings)
     b = init_home(settings, clock=clock, validate_records=False)
     try:
         yield b

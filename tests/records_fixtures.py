@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from schema_template import with_sqlite_schema
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
@@ -276,6 +277,7 @@ def item_codes(doc: Mapping[str, Any]) -> dict[int, str]:
 
 
 def make_world(settings: Settings, clock: FixedClock) -> Iterator[World]:
+    with_sqlite_schema(settings)
     bank = init_home(settings, clock=clock)
     try:
         with TestClient(create_app(settings, bank=bank)) as client:

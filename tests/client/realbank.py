@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from schema_template import with_sqlite_schema
 from sqlalchemy import text
 
 with warnings.catch_warnings():
@@ -186,6 +187,7 @@ def real_bank(home: Path, signer: Ed25519Signer) -> Iterator[RealBank]:
     settings = Settings(
         home=home, database_url=None, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL"
     )
+    with_sqlite_schema(settings)
     bank = init_home(settings)
     try:
         svc.register_institution(

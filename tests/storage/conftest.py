@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from schema_template import with_sqlite_schema
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection, make_url
 
@@ -90,6 +91,7 @@ class Ledgered:
 @pytest.fixture
 def ledgered(make_settings: Callable[..., Settings]) -> Iterator[Ledgered]:
     settings = make_settings()
+    with_sqlite_schema(settings)
     bank = init_home(settings, validate_records=VALIDATE_RECORDS)
     signer = college_signer()
     register_college(bank, signer)
