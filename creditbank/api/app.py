@@ -34,7 +34,7 @@ from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 from creditbank import __version__
 from creditbank.api.docs import install_docs
 from creditbank.api.errors import install_error_handlers, problem
-from creditbank.api.hot import CreditBankAPI, HotHandler, HotResponse
+from creditbank.api.hot import CreditBankAPI, HotHandler, json_response
 from creditbank.api.routes import conversions as conversion_routes
 from creditbank.api.routes import documents as documents_routes
 from creditbank.api.routes import log as log_routes
@@ -288,7 +288,7 @@ class Health(TypedDict):
     size: int
 
 
-def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
+def create_app(settings: Settings, *, bank: Bank | None = None) -> CreditBankAPI:
     """Build the API for ``settings`` (or for an already open ``bank``, which stays open).
 
     Raises:
@@ -366,12 +366,12 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
 def _hot_healthz(reads: LogReads) -> HotHandler:
     """``GET /healthz`` at the door: the route's answer when the database answers."""
 
-    async def answer(scope: Scope) -> HotResponse | None:
+    async def answer(scope: Scope) -> Response | None:
         try:
             size = (await reads.ahead()).size
         except Exception:  # the route below answers the failure (503)
             return None
-        return HotResponse(b'{"status":"ok","size":%d}' % size)
+        return json_response(b'{"status":"ok","size":%d}' % size)
 
     return answer
 

@@ -9,7 +9,9 @@ application's door with the same bytes and headers.
 Only the plain success case is answered here. Anything else — a malformed, repeated or unknown
 query parameter, a request with a body, an unpublished size, a database error — is passed on
 untouched to the regular route, which answers it (errors included) exactly as before. A hot
-handler therefore never raises and never writes: it returns the response or ``None``.
+handler therefore never raises: it returns the response or ``None``, and returns ``None`` only
+before it has changed anything (or after marking what it did in the scope, as the page's rate
+limit does, so that the route does not do it twice).
 :class:`CreditBankAPI` has ``hot_paths`` to turn the door off, which the tests use to compare
 the two ways byte for byte (``tests/api/test_hot_paths.py``). ADR 0008 tells why.
 """
@@ -17,36 +19,31 @@ the two ways byte for byte (``tests/api/test_hot_paths.py``). ADR 0008 tells why
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 #: a hot handler: the request's scope -> the response, or None to pass the request on
-HotHandler = Callable[[Scope], Awaitable["HotResponse | None"]]
+HotHandler = Callable[[Scope], Awaitable[Response | None]]
 
 #: the longest query string a hot handler looks at (longer ones go to the route)
 MAX_HOT_QUERY: Final = 64
 _BODY_HEADERS: Final = frozenset((b"content-length", b"transfer-encoding"))
 
 
-@dataclass(frozen=True, slots=True)
-class HotResponse:
-    """A complete answer: status, body and the headers beyond the fixed ones."""
-
-    body: bytes
-    content_type: bytes = b"application/json"
-    status: int = 200
-    headers: tuple[tuple[bytes, bytes], ...] = ()
+def json_response(body: bytes) -> Response:
+    """A 200 JSON answer with the headers FastAPI's routes give it."""
+    return Response(body, media_type="application/json")
 
 
 class CreditBankAPI(FastAPI):
     """FastAPI with a door for hot paths (see the module docstring).
 
-    ``exact`` maps a path to its handler; ``prefixes`` holds ``(prefix, handler)`` pairs tried
-    in order. ``fixed_headers`` are added to every hot answer (the security headers that the
-    middleware adds to every other answer).
+    ``hot_exact`` maps a path to its handler; ``hot_prefixes`` holds ``(prefix, handler)``
+    pairs tried in order. ``hot_fixed_headers`` are added to every hot answer that does not set
+    them itself: the headers the security middleware adds to every other answer.
     """
 
     hot_paths: bool = True
@@ -80,18 +77,20 @@ class CreditBankAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.hot_handler(scope)
         if handler is not None:
-            got = await handler(scope)
-            if got is not None:
-                headers = [
-                    (b"content-length", str(len(got.body)).encode()),
-                    (b"content-type", got.content_type),
-                    *got.headers,
-                    *self.hot_fixed_headers,
-                ]
-                await send(
-                    {"type": "http.response.start", "status": got.status, "headers": headers}
-                )
-                await send({"type": "http.response.body", "body": got.body})
+            scope["app"] = self  # what Starlette sets first; handlers read app.state
+            response = await handler(scope)
+            if response is not None:
+                fixed = self.hot_fixed_headers
+
+                async def send_with_headers(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        headers = list(message.get("headers", ()))
+                        present = {k.lower() for k, _ in headers}
+                        headers.extend(h for h in fixed if h[0] not in present)
+                        message["headers"] = headers
+                    await send(message)
+
+                await response(scope, receive, send_with_headers)
                 return
         await super().__call__(scope, receive, send)
 

@@ -20,7 +20,7 @@ from starlette.types import Scope
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from creditbank.api.deps import ANONYMOUS, BankDep, PrincipalDep
-from creditbank.api.hot import HotHandler, HotResponse, query_ints
+from creditbank.api.hot import HotHandler, json_response, query_ints
 from creditbank.api.reads import get_log_reads
 from creditbank.core import policy
 from creditbank.core.entries import MEDIA_TYPE, PRIVATE_TYPES
@@ -313,7 +313,7 @@ def hot_inclusion_proof(reads: LogReads) -> HotHandler:
     """The inclusion proof at the app's door (:mod:`creditbank.api.hot`): plain ``index`` and
     optional ``size`` in range, a published size; anything else goes on to the route above."""
 
-    async def answer(scope: Scope) -> HotResponse | None:
+    async def answer(scope: Scope) -> Response | None:
         got = query_ints(scope["query_string"], (b"index", b"size"))
         if got is None or b"index" not in got or got[b"index"] > MAX_TREE_SIZE:
             return None
@@ -323,7 +323,7 @@ def hot_inclusion_proof(reads: LogReads) -> HotHandler:
         try:
             if size is None:
                 size = await reads.alatest_published_size()
-            return HotResponse(await _inclusion_body(reads, got[b"index"], size))
+            return json_response(await _inclusion_body(reads, got[b"index"], size))
         except Exception:  # the route answers every refusal and failure
             return None
 
