@@ -19,6 +19,7 @@ No script, no inline style, no third-party request: the site's CSP holds.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -351,6 +352,10 @@ _FRAGMENTS_LOCK = threading.Lock()
 MAX_FRAGMENTS: Final = 4096
 
 
+#: what a check contributes to the key of a remembered fragment or page
+_CHECK_KEY: Final = operator.attrgetter("name", "ok", "detail")
+
+
 def _fragment(
     site: Site,
     template: str,
@@ -378,23 +383,11 @@ def _render(
     lang = site.language(request)
     values: dict[str, Any] = {}
     if report is not None:
-        cred = report.credential or {}
-        subject = cred.get("credentialSubject")
-        subject = subject if isinstance(subject, Mapping) else {}
-        values = {
-            "report": report,
-            "verdict": report.status,
-            "verdict_class": VERDICT_CLASS.get(report.status, "notfound"),
-            "verdict_token": VERDICT_TOKEN.get(report.status, report.status),
-            "revocations": _revocation_lines(report, subject, lang),
-        }
 
         def full() -> Mapping[str, Any]:
             return site.context(request, lang) | page_values(report, lang)
 
-        checks_key = (
-            "checks", lang, tuple((c.name, c.ok, c.detail) for c in report.checks)
-        )  # fmt: skip
+        checks_key = ("checks", lang, tuple(map(_CHECK_KEY, report.checks)))
         doc_key = None
         if by_code and report.document is not None:  # the stored credential: fixed per doc
             doc_key = (
@@ -410,6 +403,16 @@ def _render(
             hit = _FRAGMENTS.get(page_key)
             if hit is not None:
                 return _html_page(str(hit), status)
+        cred = report.credential or {}
+        subject = cred.get("credentialSubject")
+        subject = subject if isinstance(subject, Mapping) else {}
+        values = {
+            "report": report,
+            "verdict": report.status,
+            "verdict_class": VERDICT_CLASS.get(report.status, "notfound"),
+            "verdict_token": VERDICT_TOKEN.get(report.status, report.status),
+            "revocations": _revocation_lines(report, subject, lang),
+        }
         values["checks_html"] = _fragment(site, "verify_checks.html.j2", checks_key, full)
         values["document_html"] = _fragment(site, "verify_document.html.j2", doc_key, full)
         if page_key is not None:
