@@ -10,12 +10,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from creditbank.api.app import create_app as create_api_app
+from creditbank.api.hot import CreditBankAPI
 from creditbank.config import Settings
 from creditbank.service.bank import Bank
 from creditbank.web import install_web
+from creditbank.web import verify as verify_pages
 
 
-def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
+def create_app(settings: Settings, *, bank: Bank | None = None) -> CreditBankAPI:
     """The API with the pages installed (for ``settings``, or an already open ``bank``).
 
     Raises:
@@ -23,6 +25,8 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
     """
     app = create_api_app(settings, bank=bank)
     install_web(app)
+    # the employer's page joins the hot paths at the door (creditbank/api/hot.py)
+    app.hot_prefixes.append((verify_pages.CODE_PREFIX, verify_pages.hot_code_page))
     return app
 
 

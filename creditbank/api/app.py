@@ -17,6 +17,7 @@ a browser asking for a page gets an HTML error page when pages are installed
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -34,6 +35,7 @@ from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 from creditbank import __version__
 from creditbank.api.docs import install_docs
 from creditbank.api.errors import install_error_handlers, problem
+from creditbank.api.hot import CreditBankAPI, HotHandler, json_response
 from creditbank.api.routes import conversions as conversion_routes
 from creditbank.api.routes import documents as documents_routes
 from creditbank.api.routes import log as log_routes
@@ -125,7 +127,9 @@ class RequestLimits:
         path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
         if len(path) > self.max_path or len(scope.get("query_string", b"")) > self.max_query:
             response = problem(
-                414, "http.uri_too_long", "URI too long",
+                414,
+                "http.uri_too_long",
+                "URI too long",
                 f"path is limited to {self.max_path} bytes and query to {self.max_query}",
             )
             await response(scope, receive, send)
@@ -142,7 +146,9 @@ class RequestLimits:
                 length = int(value)
         if length is not None and length > self.max_body:
             response = problem(
-                413, "input.too_large", "Input too large",
+                413,
+                "input.too_large",
+                "Input too large",
                 f"request body of {length} bytes exceeds {self.max_body}",
             )
             await response(scope, receive, send)
@@ -248,9 +254,7 @@ def _negotiated(handler: Handler) -> Callable[[Request, Any], Awaitable[Response
             body = json.loads(bytes(response.body))
         except ValueError:
             return response
-        kept = {
-            k: v for k, v in response.headers.items() if k.lower() in _KEPT_ERROR_HEADERS
-        }
+        kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_ERROR_HEADERS}
         try:
             return _secured(render(request, response.status_code, body, kept))
         except Exception:  # the page failed: the problem+json answer still says what happened
@@ -285,7 +289,7 @@ class Health(TypedDict):
     size: int
 
 
-def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
+def create_app(settings: Settings, *, bank: Bank | None = None) -> CreditBankAPI:
     """Build the API for ``settings`` (or for an already open ``bank``, which stays open).
 
     Raises:
@@ -301,6 +305,12 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
         publisher = CheckpointPublisher(the_bank.ledger, settings.checkpoint_interval / 2)
         app.state.committer = committer
         publisher.start()
+        # Everything alive now (modules, templates, caches, the bank) lives as long as the
+        # process: move it out of the collector's generations, so that a full collection
+        # during serving scans only what requests allocate (a full scan of the startup heap
+        # stalled every request in flight for tens of ms; docs/benchmarks.md, "Serving path").
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -317,7 +327,7 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
             if owned:
                 the_bank.close()
 
-    app = FastAPI(
+    app = CreditBankAPI(
         title="creditbank",
         version=__version__,
         summary="Learning-credit bank: an append-only signed Merkle ledger of learning outcomes",
@@ -334,6 +344,11 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
     install_negotiated_errors(app)
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)  # outermost: error answers get the headers too
+
+    # the hot paths' door (creditbank/api/hot.py): the same answers without the framework
+    app.hot_fixed_headers = _ALL_SECURITY_HEADERS
+    app.hot_exact["/healthz"] = _hot_healthz(reads)
+    app.hot_exact["/api/v1/log/proofs/inclusion"] = log_routes.hot_inclusion_proof(reads)
 
     # routes match in order of registration, each scanned per request: the hot ones first
     @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
@@ -353,6 +368,19 @@ def create_app(settings: Settings, *, bank: Bank | None = None) -> FastAPI:
     install_docs(app)  # after the API: every request scans the routes before its own
 
     return app
+
+
+def _hot_healthz(reads: LogReads) -> HotHandler:
+    """``GET /healthz`` at the door: the route's answer when the database answers."""
+
+    async def answer(scope: Scope) -> Response | None:
+        try:
+            size = (await reads.ahead()).size
+        except Exception:  # the route below answers the failure (503)
+            return None
+        return json_response(b'{"status":"ok","size":%d}' % size)
+
+    return answer
 
 
 def create_app_from_env() -> FastAPI:

@@ -12,6 +12,7 @@ hyphens and spaces, and Crockford's confusables: ``O``/``o`` read as ``0`` and `
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from creditbank.errors import InvalidInputError
@@ -28,6 +29,10 @@ MAX_INPUT_LENGTH: Final = 64
 _CONFUSABLES: Final = {"O": "0", "I": "1", "L": "1"}
 _SEPARATORS: Final = frozenset("- \t")
 _VALUE: Final = {c: i for i, c in enumerate(ALPHABET)}
+#: one pass over the typed text: separators dropped, confusables mapped (after upper-casing)
+_TYPED: Final = str.maketrans({**dict.fromkeys(_SEPARATORS), **_CONFUSABLES})
+#: a character that is not in the alphabet once the text is upper-cased and translated
+_OUTSIDE: Final = re.compile(f"[^{ALPHABET}]")
 
 
 def generate_code(random_bytes: bytes) -> str:
@@ -84,23 +89,18 @@ def normalize_code(text: str) -> str:
     """
     if len(text) > MAX_INPUT_LENGTH or not text.isascii():
         raise InvalidInputError("not a verification code", code="code.malformed")
-    out: list[str] = []
-    for ch in text.strip().upper():
-        if ch in _SEPARATORS:
-            continue
-        ch = _CONFUSABLES.get(ch, ch)
-        if ch not in _VALUE:
-            raise InvalidInputError(
-                "a verification code holds only digits and the letters A-Z without U",
-                code="code.malformed",
-            )
-        out.append(ch)
-    if len(out) != CODE_LENGTH:
+    canonical = text.strip().upper().translate(_TYPED)
+    if _OUTSIDE.search(canonical) is not None:
+        raise InvalidInputError(
+            "a verification code holds only digits and the letters A-Z without U",
+            code="code.malformed",
+        )
+    if len(canonical) != CODE_LENGTH:
         raise InvalidInputError(
             f"a verification code has {CODE_LENGTH} characters (XXXX-XXXX-XXXX-XXXX)",
             code="code.malformed",
         )
-    return "".join(out)
+    return canonical
 
 
 def code_to_bytes(code: str) -> bytes:

@@ -93,6 +93,11 @@ def range_nodes(begin: int, end: int) -> list[NodeID]:
     """
     if not 0 <= begin < end:
         raise InvalidInputError(f"bad range [{begin}, {end})", code="merkle.bad_range")
+    n = end - begin
+    if not n & (n - 1) and not begin & (n - 1):
+        # one aligned complete subtree: every range of an inclusion proof but the rightmost
+        level = n.bit_length() - 1
+        return [(level, begin >> level)]
     out: list[NodeID] = []
     pos = begin
     while pos < end:
@@ -229,9 +234,20 @@ def consistency_plan(first: int, second: int) -> list[tuple[int, int]]:
 
 def plan_nodes(plan: Sequence[tuple[int, int]]) -> list[NodeID]:
     """Every stored node a plan needs, without duplicates, in a stable order."""
+    return groups_nodes(plan_groups(plan))
+
+
+def plan_groups(plan: Sequence[tuple[int, int]]) -> list[list[NodeID]]:
+    """The stored nodes of each range of ``plan`` (:func:`range_nodes` of each), computed once
+    for both the fetch (:func:`groups_nodes`) and the fold (:func:`assemble_groups`)."""
+    return [range_nodes(b, e) for b, e in plan]
+
+
+def groups_nodes(groups: Sequence[Sequence[NodeID]]) -> list[NodeID]:
+    """Every node of ``groups``, without duplicates, in a stable order."""
     seen: dict[NodeID, None] = {}
-    for begin, end in plan:
-        for nid in range_nodes(begin, end):
+    for group in groups:
+        for nid in group:
             seen.setdefault(nid)
     return list(seen)
 
@@ -242,7 +258,21 @@ def assemble(plan: Sequence[tuple[int, int]], nodes: Mapping[NodeID, bytes]) -> 
     Raises:
         KeyError: if a needed node is missing (a storage bug; never caught).
     """
-    return [fold_right([nodes[nid] for nid in range_nodes(b, e)]) for b, e in plan]
+    return assemble_groups(plan_groups(plan), nodes)
+
+
+def assemble_groups(
+    groups: Sequence[Sequence[NodeID]], nodes: Mapping[NodeID, bytes]
+) -> list[Digest]:
+    """:func:`assemble` over :func:`plan_groups` already computed.
+
+    Raises:
+        KeyError: if a needed node is missing (a storage bug; never caught).
+    """
+    return [
+        Digest(nodes[group[0]]) if len(group) == 1 else fold_right([nodes[nid] for nid in group])
+        for group in groups
+    ]
 
 
 def inclusion_proof(
@@ -287,9 +317,7 @@ def _check_proof(proof: Sequence[bytes]) -> None:
             raise ProofFormatError("every proof hash must be exactly 32 bytes")
 
 
-def root_from_inclusion_proof(
-    index: int, size: int, leaf: bytes, proof: Sequence[bytes]
-) -> Digest:
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> Digest:
     """Recompute the root implied by an inclusion proof (RFC 9162 §2.1.3.2).
 
     Raises:

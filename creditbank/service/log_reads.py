@@ -94,10 +94,10 @@ class LogReads:
             if not await self._async.is_published(size):
                 raise _unpublished(size)
             self._remember(size)
-        plan, nodes, missing = self._plan(index, size)
+        groups, nodes, missing = self._plan(index, size)
         if missing:
             self._store(nodes, await self._async.nodes(missing))
-        return nodes[(0, index)], list(merkle.assemble(plan, nodes))
+        return nodes[(0, index)], [*merkle.assemble_groups(groups, nodes)]
 
     def head(self) -> Head:
         """The current head (size, root, registry count) as stored now."""
@@ -129,14 +129,15 @@ class LogReads:
 
     def _plan(
         self, index: int, size: int
-    ) -> tuple[list[tuple[int, int]], dict[merkle.NodeID, bytes], list[merkle.NodeID]]:
-        """The proof's plan, the nodes it needs that are cached, and those missing.
+    ) -> tuple[list[list[merkle.NodeID]], dict[merkle.NodeID, bytes], list[merkle.NodeID]]:
+        """The nodes of each range of the proof's plan (computed once), those that are cached,
+        and those missing.
 
         Raises:
             InvalidInputError: unless ``0 <= index < size``.
         """
-        plan = merkle.inclusion_plan(index, size)
-        ids = [*merkle.plan_nodes(plan), (0, index)]
+        groups = merkle.plan_groups(merkle.inclusion_plan(index, size))
+        ids = [*merkle.groups_nodes(groups), (0, index)]
         cache = self._nodes
         nodes: dict[merkle.NodeID, bytes] = {}
         missing: list[merkle.NodeID] = []
@@ -146,7 +147,7 @@ class LogReads:
                 missing.append(nid)
             else:
                 nodes[nid] = h
-        return plan, nodes, missing
+        return groups, nodes, missing
 
     def _store(self, nodes: dict[merkle.NodeID, bytes], got: dict[merkle.NodeID, bytes]) -> None:
         nodes.update(got)
@@ -164,10 +165,10 @@ class LogReads:
             InvalidInputError: if ``size`` is not published or ``index`` is outside it.
         """
         self._check_published(size)
-        plan, nodes, missing = self._plan(index, size)
+        groups, nodes, missing = self._plan(index, size)
         if missing:
             self._store(nodes, self._reads.nodes(missing))
-        return nodes[(0, index)], list(merkle.assemble(plan, nodes))
+        return nodes[(0, index)], [*merkle.assemble_groups(groups, nodes)]
 
 
 def _unpublished(size: int) -> InvalidInputError:

@@ -9,10 +9,15 @@ API twin share one limit per address::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from fastapi import Request
 
 from creditbank.service.ratelimit import LIMITS, limiter_for
+
+#: the scope key naming the limit whose token a request already took (the hot path of
+#: ``/v/{code}`` takes it before it knows whether it answers or passes the request on)
+TAKEN: Final = "creditbank.rate_limit_taken"
 
 
 def client_address(request: Request) -> str:
@@ -29,6 +34,8 @@ def rate_limit(name: str) -> Callable[[Request], Awaitable[None]]:
     LIMITS[name]  # fail early on a typo
 
     async def dependency(request: Request) -> None:
+        if request.scope.get(TAKEN) == name:
+            return
         state = request.app.state
         limiter_for(state.rate_limiters, name, state.bank.clock).check(client_address(request))
 

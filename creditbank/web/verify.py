@@ -19,6 +19,7 @@ No script, no inline style, no third-party request: the site's CSP holds.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +30,10 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.types import Scope
 
-from creditbank.errors import ForbiddenError, InvalidInputError, TooLargeError
+from creditbank.errors import ForbiddenError, InvalidInputError, RateLimitedError, TooLargeError
+from creditbank.service.ratelimit import limiter_for
 from creditbank.service.verification import (
     MAX_UPLOAD_BYTES,
     VerificationReport,
@@ -39,7 +42,7 @@ from creditbank.service.verification import (
 )
 from creditbank.service.verification import app_verifier as get_verifier
 from creditbank.web.catalogue import MESSAGES
-from creditbank.web.ratelimit import rate_limit
+from creditbank.web.ratelimit import TAKEN, client_address, rate_limit
 from creditbank.web.site import Site, SiteDep
 
 router = APIRouter(include_in_schema=False)
@@ -349,6 +352,10 @@ _FRAGMENTS_LOCK = threading.Lock()
 MAX_FRAGMENTS: Final = 4096
 
 
+#: what a check contributes to the key of a remembered fragment or page
+_CHECK_KEY: Final = operator.attrgetter("name", "ok", "detail")
+
+
 def _fragment(
     site: Site,
     template: str,
@@ -376,23 +383,11 @@ def _render(
     lang = site.language(request)
     values: dict[str, Any] = {}
     if report is not None:
-        cred = report.credential or {}
-        subject = cred.get("credentialSubject")
-        subject = subject if isinstance(subject, Mapping) else {}
-        values = {
-            "report": report,
-            "verdict": report.status,
-            "verdict_class": VERDICT_CLASS.get(report.status, "notfound"),
-            "verdict_token": VERDICT_TOKEN.get(report.status, report.status),
-            "revocations": _revocation_lines(report, subject, lang),
-        }
 
         def full() -> Mapping[str, Any]:
             return site.context(request, lang) | page_values(report, lang)
 
-        checks_key = (
-            "checks", lang, tuple((c.name, c.ok, c.detail) for c in report.checks)
-        )  # fmt: skip
+        checks_key = ("checks", lang, tuple(map(_CHECK_KEY, report.checks)))
         doc_key = None
         if by_code and report.document is not None:  # the stored credential: fixed per doc
             doc_key = (
@@ -408,6 +403,16 @@ def _render(
             hit = _FRAGMENTS.get(page_key)
             if hit is not None:
                 return _html_page(str(hit), status)
+        cred = report.credential or {}
+        subject = cred.get("credentialSubject")
+        subject = subject if isinstance(subject, Mapping) else {}
+        values = {
+            "report": report,
+            "verdict": report.status,
+            "verdict_class": VERDICT_CLASS.get(report.status, "notfound"),
+            "verdict_token": VERDICT_TOKEN.get(report.status, report.status),
+            "revocations": _revocation_lines(report, subject, lang),
+        }
         values["checks_html"] = _fragment(site, "verify_checks.html.j2", checks_key, full)
         values["document_html"] = _fragment(site, "verify_document.html.j2", doc_key, full)
         if page_key is not None:
@@ -451,11 +456,21 @@ async def verify_code_page(code: str, request: Request) -> Response:
     connections, the document's checks and rendered section come from caches, the count goes
     to the verifier's in-memory buffer. Only a document's first request (its checks not
     computed yet) runs in a worker thread. (No ``SiteDep``: a sync dependency would hop to
-    the thread pool on every request.)
+    the thread pool on every request.) Most requests do not even get here: the app's door
+    answers them with the same code (:func:`hot_code_page`).
 
     Raises:
         RateLimitedError: ``rate.limited`` past the ``code-lookups`` limit (429 page).
         StorageError: if the database is unavailable (503 page).
+    """
+    return await _code_page(request, code)
+
+
+async def _code_page(request: Request, code: str) -> Response:
+    """The page of ``code`` after the rate limit (the route's body, shared with the door).
+
+    Raises:
+        StorageError: if the database is unavailable.
     """
     site: Site = request.app.state.site
     verifier = get_verifier(request)
@@ -470,6 +485,36 @@ async def verify_code_page(code: str, request: Request) -> Response:
             upload=False, typed=code[:64],
         )  # fmt: skip
     return _render(request, site, report, by_code=True)
+
+
+#: where the door (:func:`hot_code_page`) answers: ``/v/{code}`` has one path segment
+CODE_PREFIX: Final = "/v/"
+
+
+async def hot_code_page(scope: Scope) -> Response | None:
+    """``GET /v/{code}`` at the app's door (``creditbank/api/hot.py``): the route's answer
+    without the framework's routing, dependency solving and middleware.
+
+    A rate-limited caller is passed on before anything is taken (a refused check takes no
+    token; the route answers 429). Once the token is taken, the scope says so
+    (:data:`creditbank.web.ratelimit.TAKEN`), so that when this door passes the request on
+    after all (the database down, a bug), the route's dependency does not take a second one.
+    """
+    code = scope["path"][len(CODE_PREFIX) :]
+    if not code or "/" in code:
+        return None
+    request = Request(scope)
+    state = request.app.state
+    limiter = limiter_for(state.rate_limiters, "code-lookups", state.bank.clock)
+    try:
+        limiter.check(client_address(request))
+    except RateLimitedError:
+        return None
+    scope[TAKEN] = "code-lookups"
+    try:
+        return await _code_page(request, code)
+    except Exception:  # the route answers it (its error page), without a second token
+        return None
 
 
 def _by_code_cold(verifier: Verifier, text: str) -> VerificationReport:

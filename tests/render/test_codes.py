@@ -79,3 +79,36 @@ def test_round_trip(raw: bytes) -> None:
     assert set(code) <= set(ALPHABET)
     assert normalize_code(format_code(code).lower()) == code
     assert code_to_bytes(format_code(code)) == raw
+
+
+def _normalize_reference(text: str) -> str | None:
+    """The rules of normalize_code spelled out character by character (None: refused)."""
+    if len(text) > 64 or not text.isascii():
+        return None
+    out = []
+    for ch in text.strip().upper():
+        if ch in "- \t":
+            continue
+        ch = {"O": "0", "I": "1", "L": "1"}.get(ch, ch)
+        if ch not in "0123456789ABCDEFGHJKMNPQRSTVWXYZ":
+            return None
+        out.append(ch)
+    return "".join(out) if len(out) == 16 else None
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ- \t\n_é",
+                max_size=70),
+        # mostly codes, as people type them: case, confusables, separators, a length off by a few
+        st.lists(st.sampled_from([*ALPHABET, *ALPHABET.lower(), "o", "i", "l", "-", " ", "U"]),
+                 min_size=14, max_size=24).map("".join),
+    )
+)  # fmt: skip
+def test_normalize_follows_its_rules_character_by_character(text: str) -> None:
+    expected = _normalize_reference(text)
+    if expected is None:
+        with pytest.raises(InvalidInputError):
+            normalize_code(text)
+    else:
+        assert normalize_code(text) == expected

@@ -50,7 +50,7 @@ def test_concurrent_issuers_get_distinct_bits(
                         bit = repo.allocate_status_index(conn, NOW, size=size)
                     with guard:
                         got.append(bit)
-            except BaseException as e:  # noqa: BLE001 - reported below, with its type
+            except BaseException as e:  # reported below, with its type
                 with guard:
                     errors.append(e)
 

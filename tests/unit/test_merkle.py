@@ -254,3 +254,45 @@ def test_power_of_two_first_size_uses_first_root() -> None:
     merkle.verify_consistency(4, 7, root(4), root(7), proof)
     with pytest.raises(RootMismatchError):
         merkle.verify_consistency(4, 7, H, root(7), proof)
+
+
+def _range_nodes_reference(begin: int, end: int) -> list[tuple[int, int]]:
+    """The decomposition by its definition: greedily the largest aligned subtree that fits."""
+    out = []
+    pos = begin
+    while pos < end:
+        level = 0
+        while pos % (1 << (level + 1)) == 0 and pos + (1 << (level + 1)) <= end:
+            level += 1
+        out.append((level, pos >> level))
+        pos += 1 << level
+    return out
+
+
+def test_range_nodes_equals_the_greedy_definition_for_every_small_range() -> None:
+    for begin in range(0, 70):
+        for end in range(begin + 1, 140):
+            assert merkle.range_nodes(begin, end) == _range_nodes_reference(begin, end)
+    big = 1 << 40
+    assert merkle.range_nodes(big, 2 * big) == [(40, 1)]
+    assert merkle.range_nodes(big, 2 * big + 3) == [(40, 1), (1, big), (0, 2 * big + 2)]
+
+
+def test_plan_groups_fetch_and_fold_like_the_plan() -> None:
+    leaves = [merkle.leaf_hash(bytes([i])) for i in range(37)]
+
+    def fetch(ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return {
+            (lv, i): merkle.root_from_leaf_hashes(leaves[i << lv : (i + 1) << lv]) for lv, i in ids
+        }
+
+    for size in (1, 2, 5, 16, 37):
+        for index in range(size):
+            plan = merkle.inclusion_plan(index, size)
+            groups = merkle.plan_groups(plan)
+            assert merkle.groups_nodes(groups) == merkle.plan_nodes(plan)
+            fetched = fetch(merkle.groups_nodes(groups))
+            proof = merkle.assemble_groups(groups, fetched)
+            assert proof == merkle.assemble(plan, fetched)
+            root = merkle.root_from_leaf_hashes(leaves[:size])
+            merkle.verify_inclusion(index, size, leaves[index], proof, root)

@@ -11,12 +11,14 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from browser_fixtures import Recorded, serve_app
 from starlette.exceptions import StarletteDeprecationWarning
 from verify_world import World, build_world
 
+from creditbank.api.hot import CreditBankAPI
 from creditbank.asgi import create_app
 from creditbank.service import share_codes
 
@@ -195,3 +197,61 @@ def test_upload_in_the_browser(
         assert page.locator('[data-check="pdf.trusted"]').count() == 1
         rec.shot("upload-valid")
         rec.assert_clean()
+
+
+def test_the_door_answers_what_the_route_answers(client: TestClient, world: World) -> None:
+    """``/v/{code}`` at the app's door (creditbank/api/hot.py) and through the route: the same
+    status, headers and bytes, for every kind of code and language choice."""
+    app = client.app
+    assert isinstance(app, CreditBankAPI)
+    learner, doc = world.learner("L03"), world.issued["L03"].doc_id
+    revoked = share_codes.create_share_code(world.bank, learner, doc)
+    share_codes.revoke_share_code(world.bank, learner, revoked.code_id)
+    code = world.issued["L03"].code
+    cases: list[tuple[str, dict[str, str]]] = [
+        (f"/v/{code}", HTML),
+        (f"/v/{code}", HTML | {"accept-language": "en-GB,en;q=0.9"}),
+        (f"/v/{code}", HTML | {"cookie": "lang=en"}),
+        (f"/v/{code}?lang=en", HTML),
+        (f"/v/{code.lower()}", HTML),
+        (f"/v/{code.replace('-', '')}", HTML),
+        (f"/v/{code}", {"accept": "application/json"}),
+        (f"/v/{revoked.code}", HTML),
+        ("/v/0000-0000-0000-0000", HTML),
+        ("/v/hello", HTML),
+        ("/v/" + "7" * 80, HTML),
+        ("/v/a%2Fb", HTML),
+        ("/v/", HTML),
+    ]
+    for url, headers in cases:
+        answers = []
+        for door in (True, False):
+            app.hot_paths = door
+            app.state.rate_limiters.clear()  # each answer from a full bucket
+            try:
+                resp = client.get(url, headers=headers)
+            finally:
+                app.hot_paths = True
+            answers.append((resp.status_code, resp.headers.raw, resp.content))
+        assert answers[0] == answers[1], url
+
+
+def test_the_door_answers_the_page_without_the_route(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    framework = CreditBankAPI.__mro__[1]
+    inner = framework.__call__
+
+    async def counting(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            calls.append(scope["path"])
+        await inner(self, scope, receive, send)
+
+    monkeypatch.setattr(framework, "__call__", counting)
+    code = world.issued["L04"].code
+    assert verdict_of(client.get(f"/v/{code}", headers=HTML).text) == "VALID"
+    assert client.get("/v/hello", headers=HTML).status_code == 400
+    assert calls == []  # both answered at the door (a malformed code is the route's answer too)
+    assert client.get("/v/a%2Fb", headers=HTML).status_code == 404
+    assert calls == ["/v/a/b"]  # not a /v/{code} path: passed on

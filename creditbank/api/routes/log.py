@@ -16,9 +16,11 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BeforeValidator
+from starlette.types import Scope
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from creditbank.api.deps import ANONYMOUS, BankDep, PrincipalDep
+from creditbank.api.hot import HotHandler, json_response, query_ints
 from creditbank.api.reads import get_log_reads
 from creditbank.core import policy
 from creditbank.core.entries import MEDIA_TYPE, PRIVATE_TYPES
@@ -26,6 +28,7 @@ from creditbank.core.merkle import MAX_TREE_SIZE
 from creditbank.core.signing import b64encode
 from creditbank.errors import ForbiddenError, InvalidInputError
 from creditbank.service.envelopes import entries_at, envelopes
+from creditbank.service.log_reads import LogReads
 from creditbank.service.record_listing import entry_resource
 
 router = APIRouter(prefix="/log", tags=["log"])
@@ -254,7 +257,10 @@ def _query_int(request: Request, name: str, low: int) -> int | None:
 def _int_param(name: str, low: int, description: str, *, required: bool) -> dict[str, Any]:
     schema = {"type": "integer", "minimum": low, "maximum": MAX_TREE_SIZE}
     return {
-        "name": name, "in": "query", "required": required, "description": description,
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
         "schema": schema,
     }
 
@@ -284,6 +290,15 @@ async def get_inclusion_proof(request: Request) -> Response:
     size = _query_int(request, "size", 1)
     if size is None:
         size = await reads.alatest_published_size()
+    return Response(await _inclusion_body(reads, index, size), media_type="application/json")
+
+
+async def _inclusion_body(reads: LogReads, index: int, size: int) -> bytes:
+    """The JSON of an inclusion proof (one builder for the route and the hot path).
+
+    Raises:
+        InvalidInputError: if ``size`` is not published or ``index`` is outside it.
+    """
     leaf, path = await reads.ainclusion_proof(index, size)
     body: InclusionProof = {
         "index": index,
@@ -291,7 +306,28 @@ async def get_inclusion_proof(request: Request) -> Response:
         "leaf_hash": b64encode(leaf),
         "path": [b64encode(h) for h in path],
     }
-    return Response(orjson.dumps(body), media_type="application/json")
+    return orjson.dumps(body)
+
+
+def hot_inclusion_proof(reads: LogReads) -> HotHandler:
+    """The inclusion proof at the app's door (:mod:`creditbank.api.hot`): plain ``index`` and
+    optional ``size`` in range, a published size; anything else goes on to the route above."""
+
+    async def answer(scope: Scope) -> Response | None:
+        got = query_ints(scope["query_string"], (b"index", b"size"))
+        if got is None or b"index" not in got or got[b"index"] > MAX_TREE_SIZE:
+            return None
+        size = got.get(b"size")
+        if size is not None and not 1 <= size <= MAX_TREE_SIZE:
+            return None
+        try:
+            if size is None:
+                size = await reads.alatest_published_size()
+            return json_response(await _inclusion_body(reads, got[b"index"], size))
+        except Exception:  # the route answers every refusal and failure
+            return None
+
+    return answer
 
 
 @router.get(
