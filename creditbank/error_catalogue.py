@@ -269,7 +269,7 @@ import.ledger_only                   500 2  Import needs a validating bank | Ope
 import.missing_file                  400 1  Dataset file missing | Add the file named to the dataset directory.
 import.name                          400 1  Bad dataset name | Use 1-64 characters.
 import.no_key                        500 2  Institution key missing | Put the institution's key in the home's keys directory.
-import.not_a_dataset                 400 1  Not a dataset | Give a directory holding outcomes.json.
+import.not_a_dataset                 400 2  Not a dataset | Give a directory holding outcomes.json.
 import.order                         400 1  Unorderable events | Break the cycle between the events named.
 import.outcome                       400 1  Bad outcome | Fix the outcome named in the detail.
 import.ref_conflict                  409 1  Reference imported as something else | Use another dataset name, or the same content.
@@ -277,7 +277,7 @@ import.ref_conflict                  409 1  Reference imported as something else
 # --- conversion and rules ----------------------------------------------------------------------
 conversion.application_conflict      409 1  Application conflict | Use a new application id.
 conversion.bad_application           400 2  Bad application | Give a PROGRAM, or --exam CERTIFICATE_TYPE for an exam exemption.
-conversion.bad_date                  400 1  Bad date | Give the date as YYYY-MM-DD.
+conversion.bad_date                  400 2  Bad date | Give the date as YYYY-MM-DD.
 conversion.future_date               400 1  Application in the future | Date the application today or earlier.
 conversion.idempotency_key_reused    422 1  Idempotency key reused | Use a new Idempotency-Key for another application.
 conversion.no_catalog                400 1  No programme catalogue | Give the programmes with the first rule set.
