@@ -30,8 +30,10 @@ import creditbank
 from creditbank import error_catalogue
 from creditbank.error_catalogue import CATALOGUE, ErrorSpec, render_markdown
 from creditbank.errors import (
+    AuthError,
     ConfigurationError,
     CreditBankError,
+    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     RateLimitedError,
@@ -342,3 +344,73 @@ def test_client_errors_join_the_root() -> None:
     for cls in (PostError, MonitorError):
         assert issubclass(cls, CreditBankError)
         assert cls.code in CATALOGUE
+
+
+@pytest.mark.parametrize(
+    ("exc", "headers"),
+    [
+        # the code, not the class, decides: an identity refusal is 422 wherever it is raised
+        (InvalidInputError("need 17 digits", code="identity.format"), {}),
+        (InvalidInputError("the log is empty", code="log.empty"), {}),
+        (ForbiddenError("not yours", code="auth.wrong_institution"), {}),
+        (RateLimitedError("wait", retry_after=7, code="auth.locked"), {"retry-after": "7"}),
+        (AuthError("no token", code="auth.required"), {"www-authenticate": "Bearer"}),
+    ],
+)
+def test_problem_json_comes_from_the_catalogue(
+    exc: CreditBankError, headers: dict[str, str]
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from creditbank.api.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise exc
+
+    with TestClient(app) as client:
+        resp = client.get("/boom")
+    entry = CATALOGUE[exc.code]
+    assert resp.status_code == entry.status
+    assert resp.headers["content-type"] == "application/problem+json"
+    body = resp.json()
+    assert (body["code"], body["title"], body["status"]) == (exc.code, entry.title, entry.status)
+    assert body["type"] == f"urn:creditbank:problem:{exc.code}"
+    for name, value in headers.items():
+        assert resp.headers[name] == value
+
+
+def test_a_forbidden_batch_answers_its_items() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from creditbank.api.errors import install_error_handlers
+
+    class RefusedBatchError(ForbiddenError):
+        def __init__(self, items: list[dict[str, object]]) -> None:
+            super().__init__("entry 0 is not yours", code="auth.wrong_institution")
+            self.items = items
+
+    app = FastAPI()
+    install_error_handlers(app)
+    items: list[dict[str, object]] = [{"index": 0, "code": "auth.wrong_institution"}]
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RefusedBatchError(items)
+
+    with TestClient(app) as client:
+        resp = client.get("/boom")
+    assert resp.status_code == 403
+    assert resp.json()["items"] == items
+
+
+def test_cli_answers_come_from_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    from creditbank.cli.main import main
+
+    assert main(["no-such-command"]) == CATALOGUE["usage"].exit_code == 2
+    assert capsys.readouterr().err.rstrip().endswith("[usage]")
