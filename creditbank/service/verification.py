@@ -276,6 +276,8 @@ class Verifier(UploadVerifier):
                 doc = self._docs.get(row.doc_id)
                 if doc is None or not self._is_warm(doc):
                     return None
+                if self._live_stale():  # once a second: the reads block, so not on the loop
+                    await asyncio.to_thread(self._refresh_live)
         if state == "valid":
             self.counts.add(wanted, format_time(now))
         return self._code_report(

@@ -117,6 +117,26 @@ class VerifierCache:
             self._keys, self._keys_seen = keys, now
         return keys
 
+    def _live_stale(self) -> bool:
+        """Whether the next report would read the live log or the registry (their TTL ran
+        out): the event loop then refreshes both in a worker thread first."""
+        now = time.monotonic()
+        return (
+            self._live_state is None
+            or now - self._live_seen >= self.live_ttl
+            or self._keys is None
+            or now - self._keys_seen >= self.live_ttl
+        )
+
+    def _refresh_live(self) -> None:
+        """Read the live log's published size and root and the registry now (blocking).
+
+        Raises:
+            StorageError: if the database is unavailable.
+        """
+        self._live()
+        self._registry_keys()
+
     def _live(self) -> tuple[int, bytes]:
         now = time.monotonic()
         with self._lock:
