@@ -11,7 +11,7 @@ Pieces (each documented below):
   thread; yields the base URL.
 * ``live_bank`` (module) - an initialised bank (SQLite, fixed clock at ``T0``, genesis and the
   test institution ``INST-1`` registered) served by :func:`serve_app`: a :class:`LiveBank`.
-* ``browser`` (session) - ONE Chromium, ``/usr/bin/chromium`` (never a downloaded browser),
+* ``browser`` (module) - ONE Chromium per module, ``/usr/bin/chromium`` (never downloaded),
   ``--headless --no-sandbox --disable-gpu --disable-background-networking``; the suite skips,
   saying why, when the binary is missing.
 * ``open_page`` (function) - ``open_page(viewport="phone"|"desktop", lang="zh"|"en")`` gives a
@@ -145,9 +145,13 @@ def _is_setting(name: str) -> bool:
 
 
 # -- the browser ----------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """ONE headless Debian Chromium for the session (Playwright, no browser download).
+    """ONE headless Debian Chromium for the module (Playwright, no browser download).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in the main
+    thread while it is started, where ``asyncio.run`` then refuses to start; a browser kept
+    for the session broke every later test module on that worker that runs a loop.
 
     Suites in different folders import this fixture into their own conftest or module, which
     makes separate fixture definitions; the first one started is shared with the others (a
