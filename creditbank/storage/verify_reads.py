@@ -92,10 +92,11 @@ def _cause_of(r: Sequence[Any]) -> repo.StatusCause:
 
 
 class AsyncVerifyReads(AsyncFastReads):
-    """PostgreSQL: a code's row and its document's status causes in ONE round trip (two
-    statements in a psycopg pipeline, the second naming the document through the code), on
-    the asyncio connections of :class:`~creditbank.storage.fast_reads.AsyncFastReads`: the
-    event loop serves other requests while the database answers."""
+    """PostgreSQL: a code's row and its document's status causes in ONE statement (the causes
+    name the document through the code; one row per cause, or one row of NULL causes), on the
+    asyncio connections of :class:`~creditbank.storage.fast_reads.AsyncFastReads`: the event
+    loop serves other requests while the database answers. One statement costs psycopg about
+    half the Python of two in a pipeline."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
@@ -103,11 +104,16 @@ class AsyncVerifyReads(AsyncFastReads):
         expanded = compiled.construct_expanded_state({"doc_id": ""})
         if compiled.positional or "%(doc_id)s" not in expanded.statement:
             raise ValueError("AsyncVerifyReads expects psycopg's named parameters")
-        self._sql_causes = expanded.statement.replace(
+        causes = expanded.statement.replace(
             "%(doc_id)s", "(SELECT doc_id FROM share_codes WHERE code_hash = %(code_hash)s)"
         )
-        self._causes_fixed = {k: v for k, v in expanded.parameters.items() if k != "doc_id"}
-        self._sql_code = _CODE_SQL + "%(code_hash)s"
+        # our own compiled statement; the code is a bound parameter
+        self._sql = (
+            "SELECT c.code_hash, c.doc_id, c.expires_at, c.revoked_at, k.* "  # noqa: S608
+            f"FROM share_codes AS c LEFT JOIN ({causes}) AS k ON true "
+            "WHERE c.code_hash = %(code_hash)s"
+        )
+        self._fixed = {k: v for k, v in expanded.parameters.items() if k != "doc_id"}
 
     async def code_and_causes(
         self, code_hash: bytes
@@ -119,23 +125,19 @@ class AsyncVerifyReads(AsyncFastReads):
             if conn is None:
                 conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
             try:
-                code_cur, causes_cur = conn.cursor(), conn.cursor()
-                async with conn.pipeline():
-                    await code_cur.execute(self._sql_code, {"code_hash": code_hash})
-                    await causes_cur.execute(
-                        self._sql_causes, dict(self._causes_fixed, code_hash=code_hash)
-                    )
-                row = await code_cur.fetchone()
-                rows = await causes_cur.fetchall()
+                cur = await conn.execute(self._sql, dict(self._fixed, code_hash=code_hash))
+                rows = await cur.fetchall()
             except BaseException:
                 await conn.close()
                 raise
             self._idle.append(conn)
-        if row is None:
+        if not rows:
             return None, []
-        causes = [_cause_of(r) for r in rows]
+        first = rows[0]
+        # a cause's "what" is never NULL: a NULL one is the LEFT JOIN's row of no causes
+        causes = [_cause_of(r[4:]) for r in rows if r[7] is not None]
         causes.sort(key=lambda c: (c.at, c.what))
-        return CodeRow(bytes(row[0]), str(row[1]), str(row[2]), row[3]), causes
+        return CodeRow(bytes(first[0]), str(first[1]), str(first[2]), first[3]), causes
 
 
 _ADD_COUNTS: Final = (
