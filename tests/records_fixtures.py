@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -303,3 +304,29 @@ def make_world(settings: Settings, clock: FixedClock) -> Iterator[World]:
 def world_fixture(settings: Settings, clock: FixedClock) -> Iterator[World]:
     """A validating bank on the engine under test, its API client and four institutions."""
     yield from make_world(settings, clock)
+
+
+@pytest.fixture(
+    name="shared_world",
+    scope="module",
+    params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)],
+)
+def shared_world_fixture(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """:func:`world_fixture` built once per module and engine, for tests that write nothing
+    (each asserts so): refusals. Never use it for a test that appends or changes state."""
+    from conftest import PG_ENV, fresh_pg_database
+
+    home = tmp_path_factory.mktemp("shared-world") / "home"
+    if request.param == "sqlite":
+        settings = Settings(home=home, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL")
+        yield from make_world(settings, FixedClock(NOW))
+        return
+    admin = os.environ.get(PG_ENV, "")
+    if not admin:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
+    template = request.getfixturevalue("pg_schema_template")
+    with fresh_pg_database(admin, template=template) as url:
+        settings = Settings(home=home, database_url=url, checkpoint_interval=3600.0)
+        yield from make_world(settings, FixedClock(NOW))

@@ -28,6 +28,7 @@ from records_fixtures import (
     batch,
     item_codes,
     resident_id,
+    shared_world_fixture,  # noqa: F401 - the ``shared_world`` fixture
     world_fixture,  # noqa: F401 - the ``world`` fixture
 )
 
@@ -351,7 +352,8 @@ BAD_BODIES: dict[str, tuple[bytes, int, str]] = {
 
 
 @pytest.mark.parametrize("case", list(BAD_BODIES), ids=list(BAD_BODIES))
-def test_malformed_bodies_are_problems_not_500s(world: World, case: str) -> None:
+def test_malformed_bodies_are_problems_not_500s(shared_world: World, case: str) -> None:
+    world = shared_world  # nothing is written: one world per module and engine
     content, status, code = BAD_BODIES[case]
     a = world["INS-A"]
     if case == "sig not base64":
@@ -465,7 +467,8 @@ BAD_IDENTITIES: dict[str, tuple[dict[str, Any], int, str]] = {
 
 
 @pytest.mark.parametrize("case", list(BAD_IDENTITIES), ids=list(BAD_IDENTITIES))
-def test_resolve_refuses_bad_documents(world: World, case: str) -> None:
+def test_resolve_refuses_bad_documents(shared_world: World, case: str) -> None:
+    world = shared_world
     fields, status, code = BAD_IDENTITIES[case]
     before = world.counts()["learners"]
     resp = world.client.post(RESOLVE, json={"name": "张三", **fields}, headers=world["INS-A"].auth)
