@@ -35,7 +35,7 @@ from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 from creditbank import __version__
 from creditbank.api.docs import install_docs
 from creditbank.api.errors import install_error_handlers, problem
-from creditbank.api.hot import CreditBankAPI, HotHandler, json_response
+from creditbank.api.hot import CreditBankAPI, HotHandler, adding_headers, json_response
 from creditbank.api.routes import conversions as conversion_routes
 from creditbank.api.routes import documents as documents_routes
 from creditbank.api.routes import log as log_routes
@@ -183,15 +183,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {k.lower() for k, _ in headers}
-                headers.extend(h for h in _ALL_SECURITY_HEADERS if h[0] not in present)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, adding_headers(send, _ALL_SECURITY_HEADERS))
 
 
 def _accepts_html(accept: str) -> bool:

@@ -80,19 +80,24 @@ class CreditBankAPI(FastAPI):
             scope["app"] = self  # what Starlette sets first; handlers read app.state
             response = await handler(scope)
             if response is not None:
-                fixed = self.hot_fixed_headers
-
-                async def send_with_headers(message: Message) -> None:
-                    if message["type"] == "http.response.start":
-                        headers = list(message.get("headers", ()))
-                        present = {k.lower() for k, _ in headers}
-                        headers.extend(h for h in fixed if h[0] not in present)
-                        message["headers"] = headers
-                    await send(message)
-
-                await response(scope, receive, send_with_headers)
+                await response(scope, receive, adding_headers(send, self.hot_fixed_headers))
                 return
         await super().__call__(scope, receive, send)
+
+
+def adding_headers(send: Send, fixed: tuple[tuple[bytes, bytes], ...]) -> Send:
+    """``send`` adding each of ``fixed`` to the response's headers unless the response set that
+    header itself (the security middleware's rule, shared with the door)."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            present = {k.lower() for k, _ in headers}
+            headers.extend(h for h in fixed if h[0] not in present)
+            message["headers"] = headers
+        await send(message)
+
+    return send_with_headers
 
 
 def query_ints(query: bytes, names: tuple[bytes, ...]) -> dict[bytes, int] | None:
