@@ -24,6 +24,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "nav.home": {"zh": "首页", "en": "Home"},
     "nav.api": {"zh": "接口文档", "en": "API docs"},
     "nav.log": {"zh": "公开账本检查点", "en": "Public log checkpoint"},
+    "nav.signin": {"zh": "学员与院校登录", "en": "Sign in: workers and institutions"},
     # -- home page --------------------------------------------------------------------------
     "home.title": {"zh": "学分银行 · 验证学习成果", "en": "Learning Credit Bank · verify learning"},
     "home.intro": {

@@ -143,6 +143,9 @@ def test_home_page_languages_and_headers(client: TestClient) -> None:
     assert '<html lang="en">' in en.text
     assert "Vary" in en.headers
     assert "Accept-Language" in en.headers["vary"]
+    # workers and institutions find the way in from the first page
+    assert '<a class="signin-link" href="/signin">学员与院校登录</a>' in zh.text
+    assert '<a class="signin-link" href="/signin">Sign in: workers and institutions</a>' in en.text
     assert "<script" not in zh.text
     assert "style=" not in zh.text
     assert "<style" not in zh.text

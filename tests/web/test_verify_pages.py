@@ -211,7 +211,7 @@ def test_the_door_answers_what_the_route_answers(client: TestClient, world: Worl
     cases: list[tuple[str, dict[str, str]]] = [
         (f"/v/{code}", HTML),
         (f"/v/{code}", HTML | {"accept-language": "en-GB,en;q=0.9"}),
-        (f"/v/{code}", HTML | {"cookie": "lang=en"}),
+        (f"/v/{code}", HTML | {"cookie": "cb_lang=en"}),
         (f"/v/{code}?lang=en", HTML),
         (f"/v/{code.lower()}", HTML),
         (f"/v/{code.replace('-', '')}", HTML),
