@@ -129,13 +129,9 @@ def public_key_from_multibase(text: str) -> bytes:
     Raises:
         InvalidInputError: ``key.bad_public`` if it is not an Ed25519 Multikey.
     """
-    try:
-        raw = multibase_b58_decode(text)
-    except InvalidInputError as e:
-        raise InvalidInputError("not an Ed25519 Multikey", code="key.bad_public") from e
-    if len(raw) != 34 or raw[:2] != ED25519_PUB_MULTICODEC:
-        raise InvalidInputError("not an Ed25519 Multikey", code="key.bad_public")
-    return raw[2:]
+    return _multikey_bytes(
+        text, ED25519_PUB_MULTICODEC, "not an Ed25519 Multikey", code="key.bad_public"
+    )
 
 
 def seed_from_multibase(text: str) -> bytes:
@@ -144,12 +140,19 @@ def seed_from_multibase(text: str) -> bytes:
     Raises:
         InvalidInputError: ``key.bad_seed`` if it is not an Ed25519 private Multikey.
     """
+    return _multikey_bytes(
+        text, ED25519_PRIV_MULTICODEC, "not an Ed25519 private Multikey", code="key.bad_seed"
+    )
+
+
+def _multikey_bytes(text: str, multicodec: bytes, refusal: str, *, code: str) -> bytes:
+    """The 32 key bytes of a multibase text that must be ``multicodec`` followed by them."""
     try:
         raw = multibase_b58_decode(text)
     except InvalidInputError as e:
-        raise InvalidInputError("not an Ed25519 private Multikey", code="key.bad_seed") from e
-    if len(raw) != 34 or raw[:2] != ED25519_PRIV_MULTICODEC:
-        raise InvalidInputError("not an Ed25519 private Multikey", code="key.bad_seed")
+        raise InvalidInputError(refusal, code=code) from e
+    if len(raw) != 34 or raw[:2] != multicodec:
+        raise InvalidInputError(refusal, code=code)
     return raw[2:]
 
 
