@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -346,26 +346,22 @@ def _check_one(
         if amount <= 0:
             bad("rules.bad_amount", f"credits_by_tier[{tier}] must be positive")
 
-    out.extend(_check_source(rule, source, catalog, course_ids, occupations))
+    _check_source(source, catalog, course_ids, occupations, bad)
     return out
 
 
 def _check_source(
-    rule: ConversionRule,
     source: SourcePattern,
     catalog: Catalog,
     course_ids: frozenset[str],
     occupations: frozenset[str],
-) -> list[RuleProblem]:
-    out: list[RuleProblem] = []
-
-    def bad(code: str, message: str) -> None:
-        out.append(RuleProblem(code, rule.rule_key, rule.version, f"{_name(rule)}: {message}"))
-
+    bad: Callable[[str, str], None],
+) -> None:
+    """The source pattern's problems, each told to ``bad`` (the rule's own reporter)."""
     applicable = APPLICABLE_CONDITIONS.get(source.kind)
     if applicable is None:
         bad("rules.unknown_kind", f"unknown source kind {source.kind!r}")
-        return out
+        return
     for name in _ALL_CONDITIONS:
         value = getattr(source, name)
         if value is None:
@@ -398,7 +394,6 @@ def _check_source(
         bad("rules.bad_condition", "min_months must not be negative")
     if source.min_level is not None and source.min_level < 0:
         bad("rules.bad_condition", "min_level must not be negative")
-    return out
 
 
 def _check_versions(rule_list: list[ConversionRule]) -> list[RuleProblem]:
