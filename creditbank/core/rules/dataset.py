@@ -475,6 +475,39 @@ def _number_out(value: Centi) -> int | float:
     return whole if frac == 0 else value / CENTI
 
 
+def target_json(target: RuleTarget) -> dict[str, Any]:
+    """A rule target as JSON: its mode, then the ids it names (absent ones omitted).
+
+    The same in the ``conversion_rules.json`` rows (:func:`dump_rule`) and the
+    ``rules.published`` bodies (:func:`~.publication.rule_to_wire`).
+    """
+    out: dict[str, Any] = {"mode": target.mode}
+    for key in ("program_id", "course_id", "certificate_type_id", "exam_part"):
+        value = getattr(target, key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def source_conditions_json(source: SourcePattern) -> dict[str, Any]:
+    """A source pattern's kind and its conditions without quantities, as JSON.
+
+    Absent conditions are omitted. What both rule formats write alike; each adds
+    ``min_grade`` and ``credits_by_tier`` in its own units (:func:`dump_rule`,
+    :func:`~.publication.rule_to_wire`).
+    """
+    out: dict[str, Any] = {"kind": source.kind}
+    for key in ("certificate_type_ids", "occupations", "fields", "course_ids", "issuer_kinds"):
+        value = getattr(source, key)
+        if value is not None:
+            out[key] = list(value)
+    for key in ("min_level", "max_rank", "min_months"):
+        value = getattr(source, key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def dump_rule(rule: ConversionRule) -> dict[str, Any]:
     """Serialise a rule version to the ``conversion_rules.json`` row shape.
 
@@ -486,21 +519,9 @@ def dump_rule(rule: ConversionRule) -> dict[str, Any]:
     Returns:
         A JSON-ready dict (conditions that are absent are omitted).
     """
-    target: dict[str, Any] = {"mode": rule.target.mode}
-    for key in ("program_id", "course_id", "certificate_type_id", "exam_part"):
-        value = getattr(rule.target, key)
-        if value is not None:
-            target[key] = value
+    target = target_json(rule.target)
     src = rule.source
-    source: dict[str, Any] = {"kind": src.kind}
-    for key in ("certificate_type_ids", "occupations", "fields", "course_ids", "issuer_kinds"):
-        value = getattr(src, key)
-        if value is not None:
-            source[key] = list(value)
-    for key in ("min_level", "max_rank", "min_months"):
-        value = getattr(src, key)
-        if value is not None:
-            source[key] = value
+    source = source_conditions_json(src)
     if src.min_grade is not None:
         source["min_grade"] = _number_out(src.min_grade)
     if src.credits_by_tier is not None:

@@ -15,7 +15,13 @@ from typing import Any, Final
 
 from creditbank.errors import InvalidInputError
 
-from .dataset import parse_certificate_type, parse_programs, parse_rule
+from .dataset import (
+    parse_certificate_type,
+    parse_programs,
+    parse_rule,
+    source_conditions_json,
+    target_json,
+)
 from .model import (
     Caps,
     CertificateType,
@@ -38,17 +44,9 @@ def _opt(out: dict[str, Any], key: str, value: Any) -> None:
 
 def rule_to_wire(rule: ConversionRule) -> dict[str, Any]:
     """One rule version as stored in a ``rules.published`` body."""
-    target: dict[str, Any] = {"mode": rule.target.mode}
-    for key in ("program_id", "course_id", "certificate_type_id", "exam_part"):
-        _opt(target, key, getattr(rule.target, key))
+    target = target_json(rule.target)
     src = rule.source
-    source: dict[str, Any] = {"kind": src.kind}
-    for key in ("certificate_type_ids", "occupations", "fields", "course_ids", "issuer_kinds"):
-        value = getattr(src, key)
-        if value is not None:
-            source[key] = list(value)
-    for key in ("min_level", "max_rank", "min_months"):
-        _opt(source, key, getattr(src, key))
+    source = source_conditions_json(src)
     _opt(source, "min_grade_centi", src.min_grade)
     if src.credits_by_tier is not None:
         source["credits_by_tier_centi"] = dict(src.credits_by_tier)
