@@ -265,14 +265,35 @@ def entry_from_object(obj: object, raw: bytes) -> Entry:
 
 
 def _jcs_ordered(value: Any) -> Any:
-    """A copy of a JSON value with every object's members in JCS order (UTF-16 code units),
-    the order parsing its canonical bytes gives."""
+    """A JSON value with every object's members in JCS order (UTF-16 code units), the order
+    parsing its canonical bytes gives: the value itself when it is in that order already (the
+    common case: a client posts the canonical bytes it signed), else an ordered copy."""
+    return value if _in_jcs_order(value) else _jcs_copy(value)
+
+
+def _in_jcs_order(value: Any) -> bool:
+    """Whether every object in ``value`` has ASCII member names in ascending order (for ASCII,
+    code point and UTF-16 order agree); False sends anything else to :func:`_jcs_copy`."""
+    if type(value) is dict:
+        prev = ""
+        first = True
+        for k, v in value.items():
+            if not k.isascii() or (not first and k <= prev):
+                return False
+            first, prev = False, k
+            if type(v) in (dict, list) and not _in_jcs_order(v):
+                return False
+        return True
+    if type(value) is list:
+        return all(_in_jcs_order(v) for v in value if type(v) in (dict, list))
+    return True
+
+
+def _jcs_copy(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k: _jcs_ordered(value[k]) for k in sorted(value, key=lambda k: k.encode("utf-16-be"))
-        }
+        return {k: _jcs_copy(value[k]) for k in sorted(value, key=lambda k: k.encode("utf-16-be"))}
     if isinstance(value, list):
-        return [_jcs_ordered(v) for v in value]
+        return [_jcs_copy(v) for v in value]
     return value
 
 

@@ -70,6 +70,8 @@ def test_the_entry_is_the_one_parse_entry_makes(body: dict[str, Any]) -> None:
     raw = canonicalize(obj)
     _same(entry_from_object(obj, raw), parse_entry(raw))
     assert list(entry_from_object(obj, raw).body) == list(parse_entry(raw).body)
+    # as a client posts it: the canonical bytes it signed, members already in JCS order
+    _same(entry_from_object(json.loads(raw), raw), parse_entry(raw))
 
 
 def _refusal(obj: Any) -> tuple[str, str, str] | None:
@@ -140,6 +142,7 @@ def test_any_body_gives_the_same_entry(body: dict[str, Any]) -> None:
         return  # a body canonicalize refuses (a lone surrogate) is never an entry
     raw = canonicalize(obj)
     _same(entry_from_object(obj, raw), parse_entry(raw))
+    _same(entry_from_object(json.loads(raw), raw), parse_entry(raw))
 
 
 def test_a_post_request_hands_parsed_entries_and_the_bytes_of_the_rest() -> None:
