@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection
 
 from creditbank.storage.tables import (
@@ -142,17 +142,17 @@ def decisions_by_applications(conn: Connection, application_ids: Iterable[str]) 
     return out
 
 
+def _rows_of_learners(conn: Connection, table: Table, learner_ids: Iterable[str]) -> list[Any]:
+    """Rows of a projection table whose ``learner_id`` is one of the learners, by ledger index."""
+    out: list[Any] = []
+    for chunk in _chunks(sorted(set(learner_ids))):
+        out.extend(conn.execute(select(table).where(table.c.learner_id.in_(chunk))))
+    return sorted(out, key=lambda r: int(r.entry_idx))
+
+
 def decisions_of_learners(conn: Connection, learner_ids: Iterable[str]) -> list[Any]:
     """Decision rows of the learners, by ledger index."""
-    wanted = sorted(set(learner_ids))
-    out: list[Any] = []
-    for chunk in _chunks(wanted):
-        out.extend(
-            conn.execute(
-                select(conversion_decisions_t).where(conversion_decisions_t.c.learner_id.in_(chunk))
-            )
-        )
-    return sorted(out, key=lambda r: int(r.entry_idx))
+    return _rows_of_learners(conn, conversion_decisions_t, learner_ids)
 
 
 def all_decisions(conn: Connection) -> list[Any]:
@@ -179,15 +179,8 @@ def void_exists(conn: Connection, decision_idx: int, grant_no: int) -> bool:
 
 
 def voids_of_learners(conn: Connection, learner_ids: Iterable[str]) -> list[Any]:
-    wanted = sorted(set(learner_ids))
-    out: list[Any] = []
-    for chunk in _chunks(wanted):
-        out.extend(
-            conn.execute(
-                select(conversion_voids_t).where(conversion_voids_t.c.learner_id.in_(chunk))
-            )
-        )
-    return sorted(out, key=lambda r: int(r.entry_idx))
+    """Void rows of the learners, by ledger index."""
+    return _rows_of_learners(conn, conversion_voids_t, learner_ids)
 
 
 def all_voids(conn: Connection) -> list[Any]:
@@ -197,11 +190,7 @@ def all_voids(conn: Connection) -> list[Any]:
 # -- records and learners ---------------------------------------------------------------------
 def records_of_learners(conn: Connection, learner_ids: Iterable[str]) -> list[Any]:
     """Record projection rows of the learners, by ledger index."""
-    wanted = sorted(set(learner_ids))
-    out: list[Any] = []
-    for chunk in _chunks(wanted):
-        out.extend(conn.execute(select(records_t).where(records_t.c.learner_id.in_(chunk))))
-    return sorted(out, key=lambda r: int(r.entry_idx))
+    return _rows_of_learners(conn, records_t, learner_ids)
 
 
 def records_of_owner_ids(conn: Connection, owner: str, record_ids: Sequence[str]) -> list[Any]:
