@@ -188,7 +188,7 @@ class InstitutionRecords:
     public: bool = False
 
     def holders(self, role: str) -> frozenset[str]:
-        if role != "institution":
+        if role not in ("institution", "operator"):
             return frozenset()
         return frozenset(x for x in (self.institution_id, self.custodian) if x is not None)
 
@@ -226,7 +226,7 @@ _GRANTED: Final[Mapping[Action, Mapping[str, Grant]]] = {
     Action.RECORDS_POST: {"institution": _S},
     Action.RECORD_ENTRY_POST: {"institution": _O},
     Action.LEARNERS_RESOLVE: {"institution": _S},
-    Action.INSTITUTION_RECORDS_LIST: {"institution": _O},
+    Action.INSTITUTION_RECORDS_LIST: {"institution": _O, "operator": _O},
     Action.LEARNER_RECORDS_READ: {"auditor": _A, "learner": _O},
     Action.CONVERSION_APPLY: {"learner": _S},
     Action.CONVERSION_READ: {"learner": _S},
@@ -255,7 +255,7 @@ NEEDS: Final[Mapping[Action, str]] = {
     Action.RECORDS_POST: "an institution token",
     Action.RECORD_ENTRY_POST: "an institution token",
     Action.LEARNERS_RESOLVE: "an institution token",
-    Action.INSTITUTION_RECORDS_LIST: "an institution token",
+    Action.INSTITUTION_RECORDS_LIST: "an institution token or an operator account",
     Action.LEARNER_RECORDS_READ: "the learner's token or an auditor token",
     Action.CONVERSION_APPLY: "a learner token",
     Action.CONVERSION_READ: "a learner token",

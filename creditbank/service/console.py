@@ -35,6 +35,7 @@ from creditbank.client.csvformat import (
     RowError,
     parse_file,
 )
+from creditbank.core import policy
 from creditbank.errors import InvalidInputError, NotFoundError, StorageError, TooLargeError
 from creditbank.service import record_listing
 from creditbank.service.bank import Bank
@@ -247,11 +248,16 @@ def record_detail(bank: Bank, institution_id: str, index: int) -> dict[str, Any]
         StorageError: if the database is unavailable.
     """
     missing = NotFoundError(f"no record at index {index}", code="record.not_found")
-    owners = _owners(bank, institution_id)
+    registry = bank.ledger.registry()
+    operator = policy.Principal("operator", institution_id)
     try:
         with bank.engine.connect() as conn:
             row = console_repo.record_by_index(conn, index)
-            if row is None or str(row.owner) not in owners:
+            if row is None or not policy.allows(
+                operator,
+                policy.Action.INSTITUTION_RECORDS_LIST,
+                record_listing.records_resource(registry, str(row.owner)),
+            ):
                 raise missing
             raw = cr.entry_data(conn, [index])[index]
             chain = [

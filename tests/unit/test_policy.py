@@ -40,7 +40,7 @@ EXPECTED: Final[dict[Action, tuple[Grant, ...]]] = {
     Action.RECORDS_POST: (D, D, S, D, D, D, D),
     Action.RECORD_ENTRY_POST: (D, D, W, D, D, D, D),
     Action.LEARNERS_RESOLVE: (D, D, S, D, D, D, D),
-    Action.INSTITUTION_RECORDS_LIST: (D, D, W, D, D, D, D),
+    Action.INSTITUTION_RECORDS_LIST: (D, D, W, D, D, W, D),
     Action.LEARNER_RECORDS_READ: (D, A, D, W, D, D, D),
     Action.CONVERSION_APPLY: (D, D, D, S, D, D, D),
     Action.CONVERSION_READ: (D, D, D, S, D, D, D),
@@ -69,6 +69,7 @@ OWNED: Final = {
         Action.LEARNER_RECORDS_READ: LearnerData("S"),
         Action.DOCUMENT_READ: LearnerData("S"),
     },
+    "operator": {Action.INSTITUTION_RECORDS_LIST: InstitutionRecords("INS-A", custodian="S")},
 }
 NOT_OWNED: Final = {
     "institution": {
@@ -81,6 +82,7 @@ NOT_OWNED: Final = {
         Action.LEARNER_RECORDS_READ: LearnerData("LRN-2"),
         Action.DOCUMENT_READ: LearnerData("LRN-2"),
     },
+    "operator": {Action.INSTITUTION_RECORDS_LIST: InstitutionRecords("INS-A")},
 }
 
 
