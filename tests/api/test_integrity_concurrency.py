@@ -92,6 +92,13 @@ def _serve(bank: Bank) -> Iterator[str]:
 
 
 @pytest.fixture
+def engine_kind() -> str:
+    """SQLite here; the PostgreSQL run is ``test_integrity_concurrency_pg.py``, a file of its
+    own so that the two long runs can go to different workers (``--dist loadfile``)."""
+    return "sqlite"
+
+
+@pytest.fixture
 def run(settings_factory: Callable[..., Settings]) -> Iterator[Run]:
     clock = FixedClock(T_IMPORT)
     settings = settings_factory(

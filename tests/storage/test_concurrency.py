@@ -48,6 +48,13 @@ def _wait_ready(procs: list[subprocess.Popen[bytes]], outs: list[Path]) -> None:
         time.sleep(0.02)
 
 
+@pytest.fixture
+def engine_kind() -> str:
+    """SQLite here; the PostgreSQL run is ``test_concurrency_pg.py``, a file of its own so that
+    the two long runs can go to different workers (``--dist loadfile`` gives a file to one)."""
+    return "sqlite"
+
+
 @pytest.mark.slow
 def test_eight_processes_append_one_contiguous_sequence(
     make_settings: Callable[..., Settings], tmp_path: Path

@@ -201,6 +201,13 @@ def _check_after_kill(bank: Bank, run: int, acked: dict[int, str]) -> tuple[int,
     return newest.size, len(before) + 1
 
 
+@pytest.fixture
+def engine_kind() -> str:
+    """SQLite here; the PostgreSQL run is ``test_crash_pg.py``, a file of its own so that
+    the two long runs can go to different workers (``--dist loadfile`` gives a file to one)."""
+    return "sqlite"
+
+
 @pytest.mark.slow
 def test_sigkill_loses_no_acknowledged_entry(
     make_settings: Callable[..., Settings], tmp_path: Path
