@@ -51,7 +51,7 @@ from creditbank.config import Settings
 from creditbank.core.entries import parse_entry
 from creditbank.core.identity import gb11643_check_char
 from creditbank.core.signing import Ed25519Signer
-from creditbank.service import institutions as svc
+from creditbank.service import institutions, tokens
 from creditbank.service.bank import Bank, init_home
 
 INSTITUTION = "INS-T"
@@ -190,7 +190,7 @@ def real_bank(home: Path, signer: Ed25519Signer) -> Iterator[RealBank]:
     with_sqlite_schema(settings)
     bank = init_home(settings)
     try:
-        svc.register_institution(
+        institutions.register_institution(
             bank,
             INSTITUTION,
             kind="college",
@@ -198,7 +198,7 @@ def real_bank(home: Path, signer: Ed25519Signer) -> Iterator[RealBank]:
             name_en="Test College",
             public_keys=[signer.public_bytes],
         )
-        token, _ = svc.issue_institution_token(bank, INSTITUTION)
+        token, _ = tokens.issue_institution_token(bank, INSTITUTION)
         with TestClient(create_app(settings, bank=bank), base_url=URL) as client:
             yield RealBank(bank, client._transport, token)
     finally:

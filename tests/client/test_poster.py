@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import stat
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
@@ -38,7 +37,7 @@ from creditbank.errors import (
     InvalidInputError,
     VerificationError,
 )
-from creditbank.service import institutions as svc
+from creditbank.service import posting
 
 from .realbank import INSTITUTION, URL, RealBank, real_bank
 from .rows import record, records, write_csv
@@ -312,7 +311,6 @@ def test_too_large_batches_are_split(
     sleeps: list[float],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    posting = sys.modules[svc.parse_post_request.__module__]
     monkeypatch.setattr(posting, "MAX_POST_ENTRIES", 3)  # a bank taking 3 entries a request
     path = write_csv(tmp_path / "in.csv", records(20))
     report = post(path, bank, signer, sleeps, batch_size=10)
@@ -321,6 +319,8 @@ def test_too_large_batches_are_split(
     assert [parse_entry(raw).body["record_id"] for raw in bank.log()] == [
         f"R-{n:06d}" for n in range(20)
     ]
+    assert report.batches > 2  # the bank's 413 split the client's batches of 10
+    assert bank.calls[RECORDS] > report.batches  # and the refused requests were sent too
 
 
 def test_refused_token_stops_the_run(
