@@ -503,6 +503,7 @@ def test_serve_runs_the_api_factory(settings: Settings, log: Bank) -> None:
 
 
 # -- the installed console script --------------------------------------------------------------
+@pytest.mark.slow
 def test_console_script_exit_codes(settings: Settings, tmp_path: Path) -> None:
     env = _env(settings)
 

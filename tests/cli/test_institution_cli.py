@@ -314,6 +314,7 @@ def test_usage_errors(cli: Callable[..., Result]) -> None:
     assert cli("learner").code == 2
 
 
+@pytest.mark.slow
 def test_console_script_lists_the_commands(home: Settings) -> None:
     out = subprocess.run(
         [str(CREDITBANK), *flags(home), "institution", "--help"],

@@ -58,6 +58,10 @@ def _certificate_subject(bank: Bank, learner: str) -> dict[str, int]:
     raise AssertionError(f"{learner} has nothing to certify")
 
 
+#: the module issues and renders 60 documents of the sample once (half a minute)
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issued]:
     home = tmp_path_factory.mktemp("e2e-docs") / "home"

@@ -80,6 +80,7 @@ def qr_url_of(pdf: bytes, workdir: Path) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_scan_verify_revoke_reload_switch(
     served: tuple[World, str],
     open_page: Callable[..., Recorded],  # noqa: F811 - the fixture

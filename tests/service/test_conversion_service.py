@@ -392,6 +392,7 @@ def test_concurrent_applications_never_consume_a_record_twice(
         bank.close()
 
 
+@pytest.mark.slow
 def test_the_lock_excludes_other_processes(
     settings_factory: Callable[..., Settings],
 ) -> None:

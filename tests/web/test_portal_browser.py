@@ -55,6 +55,7 @@ def sign_in(rec: Recorded, live: Live, login: str) -> None:
     page.wait_for_load_state()
 
 
+@pytest.mark.slow
 def test_worker_journey(live: Live, open_page: Callable[..., Recorded], tmp_path: Path) -> None:
     world = live.world
     rec = open_page("phone", "zh")
