@@ -90,7 +90,7 @@ http.unsupported_media_type          415 1  Unsupported media type | Send the bo
 post.failed                          502 1  Posting failed | Check the bank URL and network, then re-run the same post: it resumes.
 post.refused                         422 1  Batch refused | Read the bank's code and detail in the message; fix those rows and re-run.
 monitor.failed                       502 1  Monitoring failed | Check the bank URL and network, then run the monitor again.
-verify.credential                    422 1  Credential does not verify | Obtain a fresh copy of the credential from the bank.
+verify.credential                    422 1  Credential not verified | Obtain a fresh copy of the credential from the bank.
 verify.credential_proof              422 1  Credential proof invalid | The credential was changed after signing: obtain a fresh copy.
 verify.name_commitment               422 1  Name commitment mismatch | Give the name exactly as on the identity document the record was posted with.
 

@@ -110,7 +110,6 @@ class NameCommitmentError(VerificationError):
     """The disclosed name and salt do not open the signed ``name_commitment``."""
 
     code = "verify.name_commitment"
-    title = "Name commitment mismatch"
 
 
 @dataclass(frozen=True, slots=True)

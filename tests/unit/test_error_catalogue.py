@@ -281,6 +281,24 @@ def test_literal_problem_answers_match_the_catalogue(scanned: Scan) -> None:
     assert wrong == []
 
 
+#: error classes that still carry a class-level ``title`` (dead: the catalogue's title wins);
+#: BatchForbidden sits in a service module being split, to be dropped there
+LEGACY_TITLES: frozenset[str] = frozenset({"BatchForbidden"})
+
+
+def test_titles_are_defined_in_the_catalogue_only() -> None:
+    titled = {
+        node.name
+        for tree in _sources().values()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for stmt in node.body
+        if isinstance(stmt, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "title" for t in stmt.targets)
+    }
+    assert titled <= LEGACY_TITLES
+
+
 def test_no_keys_family() -> None:
     """``key.*`` is the one family of key codes; ``keys.exists`` is still raised by the bank's
     home (service/bank.py) until that raise site is renamed."""

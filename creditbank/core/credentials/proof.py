@@ -55,7 +55,6 @@ class ProofError(VerificationError):
     """A Data Integrity proof is missing, malformed or does not verify."""
 
     code = "verify.credential_proof"
-    title = "Credential proof invalid"
 
 
 # --- base58btc / multibase / multikey ---------------------------------------------------------

@@ -67,7 +67,6 @@ class CredentialCheckError(VerificationError):
     """A credential failed offline verification; ``extra["checks"]`` lists every check."""
 
     code = "verify.credential"
-    title = "Credential not verified"
 
 
 class KeyDirectory(Protocol):

@@ -69,7 +69,6 @@ class RuleValidationError(RuleError):
     """
 
     code = "rules.invalid"
-    title = "Invalid conversion rules"
 
     def __init__(self, problems: tuple[RuleProblem, ...], **extra: Any) -> None:
         first = problems[0]
