@@ -511,7 +511,7 @@ def render_markdown() -> str:
     families: dict[str, list[ErrorSpec]] = {}
     for e in entries():
         families.setdefault(e.family, []).append(e)
-    lines += ["Families: " + ", ".join(f"[`{f}`](#{f.replace('_', '-')})" for f in families), ""]
+    lines += ["Families: " + ", ".join(f"[`{f}`](#{f})" for f in families), ""]
     for family, specs in families.items():
         lines += [f"## {family}", "", "| code | HTTP | exit | title | what to do |"]
         lines += ["|---|---|---|---|---|"]
