@@ -183,7 +183,6 @@ key.exists                           409 1  Key file exists | Choose another pat
 key.mode                             500 2  Key file readable by others | chmod 600 the key file.
 key.name                             500 2  Key of another institution | Use the key file of the institution you post for.
 key.read                             500 2  Cannot read key file | Check the path and permissions of the key file.
-keys.exists                          409 1  Key file exists | Choose another home or path; an existing key is never overwritten (to be renamed key.exists).
 
 # --- the log ---------------------------------------------------------------------------------
 log.bad_batch                        400 1  Bad batch index | Give a non-negative decimal index below 2**63.

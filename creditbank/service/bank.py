@@ -180,7 +180,7 @@ def init_home(
         if (settings.keys_dir / name).exists():
             raise ConflictError(
                 f"refusing to overwrite existing key {settings.keys_dir / name}",
-                code="keys.exists",
+                code="key.exists",
             )
     engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous)
     try:

@@ -115,7 +115,7 @@ def test_init_prints_the_home_and_refuses_to_overwrite(
     assert again.code == 1
     line = again.one_error_line()
     assert "refusing to overwrite" in line
-    assert line.endswith("[keys.exists]")
+    assert line.endswith("[key.exists]")
     assert {n: (settings.keys_dir / n).read_bytes() for n in (LOG_KEY, ISSUER_KEY)} == before
     bank = open_bank(settings)
     try:

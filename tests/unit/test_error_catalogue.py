@@ -300,9 +300,8 @@ def test_titles_are_defined_in_the_catalogue_only() -> None:
 
 
 def test_no_keys_family() -> None:
-    """``key.*`` is the one family of key codes; ``keys.exists`` is still raised by the bank's
-    home (service/bank.py) until that raise site is renamed."""
-    assert {c for c in CATALOGUE if c.startswith("keys.")} <= {"keys.exists"}
+    """``key.*`` is the one family of key codes (``keys.*`` existed beside it)."""
+    assert not {c for c in CATALOGUE if c.startswith("keys.")}
 
 
 def test_entries_are_well_formed() -> None:
