@@ -6,7 +6,8 @@ updates or deletes a ledger row; the head row is the one mutable row (the sequen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,19 +96,29 @@ def fetch_nodes(conn: Connection, ids: Sequence[merkle.NodeID]) -> dict[merkle.N
 _ENTRY_COLS: tuple[str, ...] = tuple(c.name for c in entries_t.columns)
 
 
-def _insert_raw(
-    conn: Connection, table: str, cols: Sequence[str], rows: list[tuple[Any, ...]]
-) -> None:
-    """Bulk insert through the driver cursor of ``conn`` (inside its transaction): COPY on
-    PostgreSQL, ``executemany`` on SQLite. The same rows as an SQLAlchemy ``insert()``
-    executemany, without its per-value bind processing (a third of an append's SQL time)."""
+@contextmanager
+def _driver_cursor(conn: Connection) -> Iterator[Any]:
+    """A cursor of the driver connection under ``conn``, inside its transaction (begun if
+    none is), closed on leaving."""
     if not conn.in_transaction():
         conn.begin()
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None  # noqa: S101 - a live connection always has one
     cur: Any = dbapi.cursor()
     try:
-        names = ", ".join(cols)
+        yield cur
+    finally:
+        cur.close()
+
+
+def _insert_raw(
+    conn: Connection, table: str, cols: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Bulk insert through the driver cursor of ``conn`` (inside its transaction): COPY on
+    PostgreSQL, ``executemany`` on SQLite. The same rows as an SQLAlchemy ``insert()``
+    executemany, without its per-value bind processing (a third of an append's SQL time)."""
+    names = ", ".join(cols)
+    with _driver_cursor(conn) as cur:
         if is_sqlite(conn):
             marks = ", ".join("?" * len(cols))
             cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
@@ -115,8 +126,6 @@ def _insert_raw(
             with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-    finally:
-        cur.close()
 
 
 def insert_nodes(conn: Connection, nodes: Iterable[tuple[int, int, bytes]]) -> None:
@@ -294,20 +303,13 @@ def _cp(row: Any) -> StoredCheckpoint:
 
 
 def _fetch_raw(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]:
-    if not conn.in_transaction():
-        conn.begin()
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None  # noqa: S101 - a live connection always has one
-    cur: Any = dbapi.cursor()
-    try:
+    with _driver_cursor(conn) as cur:
         if is_sqlite(conn):
             cur.execute(sql.replace("%s", "?"), params)
         else:
             cur.execute(sql, params, binary=True)
         rows: list[Any] = cur.fetchall()
         return rows
-    finally:
-        cur.close()
 
 
 def fetch_rows(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]:
