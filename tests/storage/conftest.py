@@ -8,17 +8,15 @@ that asked for PostgreSQL must not pass by skipping it.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from schema_template import with_sqlite_schema
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from creditbank.cli.main import main as cli_main
 from creditbank.config import Settings
@@ -49,23 +47,18 @@ def _psycopg_url(url: str) -> str:
 
 
 @pytest.fixture
-def database_url(engine_kind: str) -> Iterator[str | None]:
-    """None for SQLite (the home's file); a fresh, uniquely named PostgreSQL database."""
+def database_url(engine_kind: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite (the home's file); a fresh, uniquely named PostgreSQL database holding
+    the migrated schema only (a copy of the root conftest's ``pg_schema_template``)."""
     if engine_kind == "sqlite":
         yield None
         return
+    from conftest import fresh_pg_database
+
     admin = _admin_url()
-    name = f"cb_{uuid.uuid4().hex}"
-    try:
-        with psycopg.connect(_psycopg_url(admin), autocommit=True, connect_timeout=10) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as e:
-        pytest.fail(f"{PG_ENV} is set but PostgreSQL is unreachable: {e}")
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_psycopg_url(admin), autocommit=True, connect_timeout=10) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    template = request.getfixturevalue("pg_schema_template")
+    with fresh_pg_database(admin, template=template) as url:
+        yield url
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ upload (``posted_by`` = the learner), which the bank posts and signs (``claimed_
 from __future__ import annotations
 
 import json
+import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -150,8 +151,34 @@ def imported(settings_factory: Callable[..., Settings]) -> Iterator[Imported]:
     yield from import_into(settings_factory)
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def imported_once(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Imported]:
+    """The sample imported once per module and engine, for the tests that only read it
+    (counts, chains, signatures, order); a test that writes or moves the clock takes
+    ``imported``."""
+    from conftest import PG_ENV, fresh_pg_database
+
+    home = tmp_path_factory.mktemp("imported") / "home"
+    if request.param == "sqlite":
+        yield from import_into(
+            lambda: Settings(home=home, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL")
+        )
+        return
+    admin = os.environ.get(PG_ENV, "")
+    if not admin:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
+    template = request.getfixturevalue("pg_schema_template")
+    with fresh_pg_database(admin, template=template) as url:
+        yield from import_into(
+            lambda: Settings(home=home, database_url=url, checkpoint_interval=3600.0)
+        )
+
+
 # -- tests ----------------------------------------------------------------------------------
-def test_counts_keys_and_audit(imported: Imported) -> None:
+def test_counts_keys_and_audit(imported_once: Imported) -> None:
+    imported = imported_once
     r, bank = imported.report, imported.bank
     assert (r.institutions_registered, r.institutions_closed) == (9, 1)
     assert (r.learners_created, r.learners_existing) == (30, 0)
@@ -180,7 +207,8 @@ def test_counts_keys_and_audit(imported: Imported) -> None:
     assert audit.ok, audit.problems
 
 
-def test_every_chain_matches_the_dataset(imported: Imported) -> None:
+def test_every_chain_matches_the_dataset(imported_once: Imported) -> None:
+    imported = imported_once
     expected = expected_chains(OUTCOMES)
     actual = actual_chains(imported.bank, imported.report)
     assert set(actual) == {le["id"] for le in LEARNERS}
@@ -235,7 +263,8 @@ AS_OF_DATES = sorted(
 TRICKY = ("L08", "L09", "L10", "L11", "L12", "L13", "L19", "L27")
 
 
-def test_chains_as_of_past_dates(imported: Imported) -> None:
+def test_chains_as_of_past_dates(imported_once: Imported) -> None:
+    imported = imported_once
     """``learner_chains(as_of=D)`` follows rules 1, 2 and 10 at D for the tricky learners."""
     report = imported.report
     subset = ImportReport(
@@ -248,7 +277,8 @@ def test_chains_as_of_past_dates(imported: Imported) -> None:
         assert actual_chains(imported.bank, subset, day) == expected, day
 
 
-def test_entries_are_signed_by_their_poster_with_the_claimed_dates(imported: Imported) -> None:
+def test_entries_are_signed_by_their_poster_with_the_claimed_dates(imported_once: Imported) -> None:
+    imported = imported_once
     at = format_time(T_IMPORT)
     registry = imported.bank.ledger.registry()
     for o in OUTCOMES:
@@ -282,7 +312,8 @@ def test_entries_are_signed_by_their_poster_with_the_claimed_dates(imported: Imp
         }
 
 
-def test_timeline_order_and_the_closed_institution(imported: Imported) -> None:
+def test_timeline_order_and_the_closed_institution(imported_once: Imported) -> None:
+    imported = imported_once
     records, revs = imported.report.records, imported.report.revocations
     idx = {oid: ref.entry_index for oid, ref in records.items()}
     # appended in claimed (posted_at, id) order, so the log's order agrees with rule 1
