@@ -35,6 +35,7 @@ from creditbank.core.entries import build_entry, sign_entry
 from creditbank.core.identity import gb11643_check_char
 from creditbank.core.signing import Ed25519Signer, entry_key_id
 from creditbank.service import institutions as svc
+from creditbank.service import tokens
 from creditbank.service.bank import Bank, init_home
 from creditbank.service.clock import FixedClock
 from creditbank.storage.tables import learners_t, record_names_t, records_t, revocations_t
@@ -293,7 +294,7 @@ def make_world(settings: Settings, clock: FixedClock) -> Iterator[World]:
                     name_en=f"College {iid}",
                     public_keys=[signer.public_bytes],
                 )
-                token, _ = svc.issue_institution_token(bank, iid)
+                token, _ = tokens.issue_institution_token(bank, iid)
                 world.inst[iid] = Inst(iid, signer, token, clock)
             yield world
     finally:

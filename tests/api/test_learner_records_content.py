@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from records_fixtures import World, world_fixture  # noqa: F401 - the ``world`` fixture
 
-from creditbank.service import institutions as svc
+from creditbank.service import tokens
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_records_come_with_content_state_and_issuer(world: World, auditor: str) 
     world.clock.advance(3600)
     rev = world.post(a, [a.revocation("INS-A-R0002", reason="证书撤销", effective_on="2025-03-01")])
     assert rev.status_code == 201, rev.text
-    token, _ = svc.issue_learner_token(world.bank, lrn.id)
+    token, _ = tokens.issue_learner_token(world.bank, lrn.id)
     for who in (token, auditor):
         resp = world.client.get(f"/api/v1/learners/{lrn.id}/records", headers=world.headers(who))
         assert resp.status_code == 200, resp.text
@@ -64,7 +64,7 @@ def test_another_learner_reads_nothing(world: World) -> None:
     a = world["INS-A"]
     x, y = world.learner(), world.learner("李四")
     assert world.post(a, [a.record(1, x)]).status_code == 201
-    y_token, _ = svc.issue_learner_token(world.bank, y.id)
+    y_token, _ = tokens.issue_learner_token(world.bank, y.id)
     resp = world.client.get(f"/api/v1/learners/{x.id}/records", headers=world.headers(y_token))
     assert resp.status_code == 403
     assert "物流" not in resp.text

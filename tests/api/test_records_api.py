@@ -36,6 +36,7 @@ from creditbank.core import merkle
 from creditbank.core.entries import MEDIA_TYPE
 from creditbank.core.signing import b64encode
 from creditbank.service import institutions as svc
+from creditbank.service import learners, posting, tokens
 
 JSON = {"Content-Type": "application/json"}
 KINDS = (
@@ -137,7 +138,7 @@ def auditor(world: World) -> str:
 @pytest.fixture
 def learner_token(world: World) -> str:
     lrn = world.learner("李四")
-    token, _ = svc.issue_learner_token(world.bank, lrn.id)
+    token, _ = tokens.issue_learner_token(world.bank, lrn.id)
     return token
 
 
@@ -370,10 +371,10 @@ def test_oversize_batches_are_413(world: World) -> None:
     lrn = world.learner()
     before = world.snapshot()
     one = json.loads(a.record(1, lrn))
-    too_many = json.dumps({"entries": [one] * (svc.MAX_POST_ENTRIES + 1)}).encode()
-    assert len(too_many) < svc.MAX_POST_BYTES
+    too_many = json.dumps({"entries": [one] * (posting.MAX_POST_ENTRIES + 1)}).encode()
+    assert len(too_many) < posting.MAX_POST_BYTES
     assert_problem(world.post_raw(a, too_many), 413, "input.too_large")
-    too_big = b'{"entries":["' + b"x" * svc.MAX_POST_BYTES + b'"]}'
+    too_big = b'{"entries":["' + b"x" * posting.MAX_POST_BYTES + b'"]}'
     assert_problem(world.post_raw(a, too_big), 413, "input.too_large")
 
     def chunks() -> Any:  # no Content-Length: refused while streaming
@@ -388,9 +389,9 @@ def test_oversize_batches_are_413(world: World) -> None:
     assert_problem(resp, 413, "input.too_large")
     assert world.snapshot() == before
     # exactly the limit of entries is fine
-    ok = world.post(a, [a.record(n, lrn) for n in range(svc.MAX_POST_ENTRIES)])
+    ok = world.post(a, [a.record(n, lrn) for n in range(posting.MAX_POST_ENTRIES)])
     assert ok.status_code == 201, ok.text
-    assert len(ok.json()["results"]) == svc.MAX_POST_ENTRIES
+    assert len(ok.json()["results"]) == posting.MAX_POST_ENTRIES
 
 
 # -- learner resolution -----------------------------------------------------------------------
@@ -494,7 +495,7 @@ def test_resolve_bad_bodies_and_auth(world: World, auditor: str) -> None:
     ]:
         resp = world.client.post(RESOLVE, content=content, headers={**JSON, **a.auth})
         assert_problem(resp, 400, code)
-    big = json.dumps({**ok, "name": "x" * svc.MAX_SMALL_BODY}).encode()
+    big = json.dumps({**ok, "name": "x" * learners.MAX_SMALL_BODY}).encode()
     assert_problem(
         world.client.post(RESOLVE, content=big, headers={**JSON, **a.auth}), 413, "input.too_large"
     )
@@ -544,7 +545,7 @@ def test_a_learners_records_come_with_their_current_state(world: World, auditor:
     c12 = last.json()["results"][0]["index"]
     b5 = dup.json()["results"][0]["index"]
 
-    token, _ = svc.issue_learner_token(world.bank, lrn.id)
+    token, _ = tokens.issue_learner_token(world.bank, lrn.id)
     resp = world.client.get(f"/api/v1/learners/{lrn.id}/records", headers=world.headers(token))
     assert resp.status_code == 200, resp.text
     doc = resp.json()
@@ -577,7 +578,7 @@ def test_a_learners_records_come_with_their_current_state(world: World, auditor:
         ).json()
         == doc
     )
-    other_token, _ = svc.issue_learner_token(world.bank, other.id)
+    other_token, _ = tokens.issue_learner_token(world.bank, other.id)
     for who, status, code in [
         (other_token, 403, "auth.forbidden"),
         (a.token, 403, "auth.forbidden"),

@@ -25,6 +25,7 @@ from creditbank.api.deps import ANONYMOUS, Principal
 from creditbank.core.entries import ENTRY_TYPES, PRIVATE_TYPES
 from creditbank.errors import NotFoundError
 from creditbank.service import institutions as svc
+from creditbank.service import learners, tokens
 from creditbank.storage.token_repo import issue_token
 
 
@@ -95,8 +96,8 @@ def test_record_entries_are_read_only_by_their_institution_learner_and_auditors(
     lrn, idx = posted
     other = world.learner("李四")
     auditor, _ = issue_token(world.bank.engine, role="auditor", now="2025-03-01T08:00:00Z")
-    mine, _ = svc.issue_learner_token(world.bank, lrn.id)
-    theirs, _ = svc.issue_learner_token(world.bank, other.id)
+    mine, _ = tokens.issue_learner_token(world.bank, lrn.id)
+    theirs, _ = tokens.issue_learner_token(world.bank, other.id)
     readers: list[tuple[Inst | str | None, int]] = [
         (a, 200),
         (auditor, 200),
@@ -180,11 +181,11 @@ def test_a_revoked_key_signs_nothing_after_its_effective_time(
 def test_a_revoked_token_is_refused(world: World, posted: tuple[Learner, dict[str, int]]) -> None:
     a = world["INS-A"]
     lrn, idx = posted
-    token, row = svc.issue_institution_token(world.bank, a.id, label="ci")
+    token, row = tokens.issue_institution_token(world.bank, a.id, label="ci")
     assert world.post(token, [a.record(2, lrn)]).status_code == 201
-    revoked = svc.revoke_token(world.bank, row.token_id)
+    revoked = tokens.revoke_token(world.bank, row.token_id)
     assert revoked.revoked_at is not None
-    assert svc.revoke_token(world.bank, row.token_id) == revoked  # idempotent
+    assert tokens.revoke_token(world.bank, row.token_id) == revoked  # idempotent
     before = world.snapshot()
     assert_problem(world.post(token, [a.record(3, lrn)]), 401, "auth.bad_token")
     assert_problem(world.entry(token, idx["INS-A"]), 401, "auth.bad_token")
@@ -197,12 +198,12 @@ def test_erasing_a_learner_revokes_the_learners_tokens(
     world: World, posted: tuple[Learner, dict[str, int]]
 ) -> None:
     lrn, idx = posted
-    token, _ = svc.issue_learner_token(world.bank, lrn.id)
+    token, _ = tokens.issue_learner_token(world.bank, lrn.id)
     assert world.entry(token, idx["INS-A"]).status_code == 200
-    assert svc.erase(world.bank, lrn.id) == 1
+    assert learners.erase(world.bank, lrn.id) == 1
     assert_problem(world.entry(token, idx["INS-A"]), 401, "auth.bad_token")
     with pytest.raises(NotFoundError) as e:
-        svc.issue_learner_token(world.bank, lrn.id)
+        tokens.issue_learner_token(world.bank, lrn.id)
     assert e.value.code == "learner.erased"
 
 
@@ -269,7 +270,7 @@ def test_a_custodian_acts_only_for_the_institution_it_was_named_for(world: World
     fix_idx, rev_idx = (r["index"] for r in resp.json()["results"])
 
     # reading: C (custodian), W (owner) and the learner read them; A and B do not
-    mine, _ = svc.issue_learner_token(world.bank, lrn.id)
+    mine, _ = tokens.issue_learner_token(world.bank, lrn.id)
     readers: list[tuple[Inst | str | None, int]] = [
         (c, 200), (w, 200), (mine, 200), (a, 403), (b, 403), (None, 403)
     ]  # fmt: skip
