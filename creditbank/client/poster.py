@@ -363,49 +363,53 @@ class BankAPI:
         self._http.close()
 
     def _request(self, path: str, content: bytes) -> httpx.Response:
-        delay = BACKOFF_START
-        last = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                response = self._http.post(
-                    path, content=content, headers={"Content-Type": "application/json"}
-                )
-            except httpx.TransportError as e:
-                last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            else:
-                if response.status_code not in _RETRY_STATUSES:
-                    return response
-                last = f"HTTP {response.status_code} {_problem(response).detail}"
-                retry_after = response.headers.get("Retry-After", "")
-                if retry_after.isdigit():
-                    delay = max(delay, min(float(retry_after), 30.0))
-            if attempt < self.attempts:
-                self._sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
-        raise PostError(
-            f"{path}: no answer after {self.attempts} attempts ({last}); "
-            "re-run the same command to resume",
-            code="post.unreachable",
+        """POST with bounded retries (honouring ``Retry-After``); any other status is returned."""
+        return self._retrying(
+            path,
+            lambda: self._http.post(
+                path, content=content, headers={"Content-Type": "application/json"}
+            ),
+            posting=True,
         )
 
     def _get(self, path: str, params: Mapping[str, int] | None = None) -> httpx.Response:
         """GET with the same bounded retries as the posts; any other status is returned."""
+        return self._retrying(path, lambda: self._http.get(path, params=params), posting=False)
+
+    def _retrying(
+        self, path: str, send: Callable[[], httpx.Response], *, posting: bool
+    ) -> httpx.Response:
+        """``send()`` until it answers with a status that is not worth retrying, at most
+        ``self.attempts`` times with doubling pauses. A post's failure names the bank's
+        problem detail, waits as long as ``Retry-After`` asks (up to 30 s) and tells the user
+        that re-running resumes.
+
+        Raises:
+            PostError: ``post.unreachable`` when every attempt failed.
+        """
         delay = BACKOFF_START
         last = ""
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self._http.get(path, params=params)
+                response = send()
             except httpx.TransportError as e:
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             else:
                 if response.status_code not in _RETRY_STATUSES:
                     return response
                 last = f"HTTP {response.status_code}"
+                if posting:
+                    last += f" {_problem(response).detail}"
+                    retry_after = response.headers.get("Retry-After", "")
+                    if retry_after.isdigit():
+                        delay = max(delay, min(float(retry_after), 30.0))
             if attempt < self.attempts:
                 self._sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
+        resume = "; re-run the same command to resume" if posting else ""
         raise PostError(
-            f"{path}: no answer after {self.attempts} attempts ({last})", code="post.unreachable"
+            f"{path}: no answer after {self.attempts} attempts ({last}){resume}",
+            code="post.unreachable",
         )
 
     def log_key(self) -> str:
