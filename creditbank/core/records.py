@@ -22,7 +22,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -334,18 +334,7 @@ def validate_record_body(entry_type: str, body: Mapping[str, Any], *, today: dat
     if fast_accepts(entry_type, instance):
         _check_semantics(entry_type, instance, today)
         return
-    errors = sorted(_validator(schema_name).iter_errors(instance), key=_error_key)
-    if errors:
-        primary = best_match(errors)
-        raise InvalidInputError(
-            f"record body invalid at {primary.json_path}: {_describe(primary)}",
-            code=_error_code(primary),
-            path=primary.json_path,
-            errors=[
-                {"path": e.json_path, "code": _error_code(e), "message": _describe(e)}
-                for e in errors[:_MAX_REPORTED_ERRORS]
-            ],
-        )
+    _refuse_violations(schema_name, instance, "record", _error_code)
     _check_semantics(entry_type, instance, today)
 
 
@@ -378,15 +367,31 @@ def validate_bank_body(entry_type: str, body: Mapping[str, Any]) -> None:
     instance = dict(body)
     if fast_accepts(entry_type, instance):
         return
+    _refuse_violations(schema_name, instance, entry_type, lambda _: code)
+
+
+def _refuse_violations(
+    schema_name: str,
+    instance: Mapping[str, Any],
+    what: str,
+    code_of: Callable[[ValidationError], str],
+) -> None:
+    """Raise if ``instance`` breaks the schema: the message names the best-matching violation
+    (``{what} body invalid at {path}: …``), ``errors`` lists the first
+    :data:`_MAX_REPORTED_ERRORS` in path order, each with its ``code_of`` code.
+
+    Raises:
+        InvalidInputError: ``code_of`` the best-matching violation.
+    """
     errors = sorted(_validator(schema_name).iter_errors(instance), key=_error_key)
     if errors:
         primary = best_match(errors)
         raise InvalidInputError(
-            f"{entry_type} body invalid at {primary.json_path}: {_describe(primary)}",
-            code=code,
+            f"{what} body invalid at {primary.json_path}: {_describe(primary)}",
+            code=code_of(primary),
             path=primary.json_path,
             errors=[
-                {"path": e.json_path, "code": code, "message": _describe(e)}
+                {"path": e.json_path, "code": code_of(e), "message": _describe(e)}
                 for e in errors[:_MAX_REPORTED_ERRORS]
             ],
         )

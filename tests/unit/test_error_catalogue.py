@@ -47,7 +47,10 @@ PASSED_ON: dict[str, str] = {
     "e.code": "re-raised under another class with the code of the error caught",
     "first.code": "RuleValidationError: the first RuleProblem's code (scanned)",
     "problem.code": "the client passes on the bank's own code (the bank's codes are scanned)",
-    "_error_code(primary)": "core/records.py: the returns of _error_code (scanned)",
+    "code_of(primary)": (
+        "core/records.py: a schema violation's code, the returns of _error_code or a value of "
+        "BANK_SCHEMA_CODES (both scanned)"
+    ),
     "str(item.get('code', e.code))": "a refused registry entry's item code (scanned)",
 }
 #: names a ``code`` argument may come from: a parameter the callers fill (scanned at the
