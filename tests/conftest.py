@@ -242,36 +242,42 @@ class Institution:
         return [self.record(n) for n in range(start, start + count)]
 
 
+def register_institution_in(
+    bank: Bank,
+    institution_id: str = "INST-1",
+    *,
+    seed: bytes = INSTITUTION_SEED,
+    kind: str = "college",
+    publish: bool = True,
+) -> Institution:
+    """Append ``institution_id``'s bank-signed ``institution.registered`` to ``bank``."""
+    signer = Ed25519Signer.from_seed(seed)
+    raw = bank.bank_entry(
+        "institution.registered",
+        {
+            "institution_id": institution_id,
+            "kind": kind,
+            "name_zh": "测试学院",
+            "name_en": f"Test Institution {institution_id}",
+            "keys": [
+                {
+                    "key_id": entry_key_id(signer.public_bytes),
+                    "public_key": b64encode(signer.public_bytes),
+                }
+            ],
+        },
+    )
+    (out,) = bank.ledger.append([raw], publish=publish)
+    return Institution(institution_id, signer, bank.clock, out.index)
+
+
 @pytest.fixture
 def register_institution(bank: Bank) -> Callable[..., Institution]:
     """``register(institution_id="INST-1", *, seed=INSTITUTION_SEED, kind="college",
     publish=True) -> Institution``: append its bank-signed ``institution.registered``."""
 
-    def register(
-        institution_id: str = "INST-1",
-        *,
-        seed: bytes = INSTITUTION_SEED,
-        kind: str = "college",
-        publish: bool = True,
-    ) -> Institution:
-        signer = Ed25519Signer.from_seed(seed)
-        raw = bank.bank_entry(
-            "institution.registered",
-            {
-                "institution_id": institution_id,
-                "kind": kind,
-                "name_zh": "测试学院",
-                "name_en": f"Test Institution {institution_id}",
-                "keys": [
-                    {
-                        "key_id": entry_key_id(signer.public_bytes),
-                        "public_key": b64encode(signer.public_bytes),
-                    }
-                ],
-            },
-        )
-        (out,) = bank.ledger.append([raw], publish=publish)
-        return Institution(institution_id, signer, bank.clock, out.index)
+    def register(institution_id: str = "INST-1", **kw: Any) -> Institution:
+        return register_institution_in(bank, institution_id, **kw)
 
     return register
 

@@ -7,8 +7,9 @@ that are themselves checked against the signed checkpoint, verified with ``/log/
 from __future__ import annotations
 
 import base64
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -84,17 +85,60 @@ class Log:
 
 
 @pytest.fixture
-def log(
-    bank: Bank, institution: Institution, api_client: TestClient, auditor_token: str
-) -> Log:
+def log(bank: Bank, institution: Institution, api_client: TestClient, auditor_token: str) -> Log:
     """genesis(0) + institution(1) published at 1, 2; records 2..6 -> 7; 7..12 -> 13; 13..14
     appended but unpublished."""
+    _fill(bank, institution)
+    return Log(bank, api_client, institution, list(range(2, HEAD)), auditor_token)
+
+
+def _fill(bank: Bank, institution: Institution) -> None:
     bank.ledger.append(institution.records(5), publish=True)
     bank.ledger.append(institution.records(6, start=5), publish=True)
     bank.ledger.append(institution.records(2, start=11), publish=False)
     assert bank.ledger.head().size == HEAD
     assert bank.ledger.latest_checkpoint().size == PUBLISHED[-1]
-    return Log(bank, api_client, institution, list(range(2, HEAD)), auditor_token)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def shared_log(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Log]:
+    """:func:`log` built once per module and engine, for the bad-parameter tables: tests that
+    only read (every answer here is a refusal)."""
+    from conftest import PG_ENV, T0, fresh_pg_database, register_institution_in
+    from schema_template import with_sqlite_schema
+
+    from creditbank.core.entries import format_time
+    from creditbank.service.bank import init_home
+    from creditbank.service.clock import FixedClock
+    from creditbank.storage.token_repo import issue_token
+
+    home = tmp_path_factory.mktemp("shared-log") / "home"
+
+    def build(url: str | None) -> Iterator[Log]:
+        settings = Settings(
+            home=home, database_url=url, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL"
+        )
+        with_sqlite_schema(settings)
+        bank = init_home(settings, clock=FixedClock(T0), validate_records=False)
+        try:
+            institution = register_institution_in(bank)
+            _fill(bank, institution)
+            token, _ = issue_token(bank.engine, role="auditor", now=format_time(T0))
+            with TestClient(create_app(settings, bank=bank)) as client:
+                yield Log(bank, client, institution, list(range(2, HEAD)), token)
+        finally:
+            bank.close()
+
+    if request.param == "sqlite":
+        yield from build(None)
+        return
+    admin = os.environ.get(PG_ENV, "")
+    if not admin:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
+    with fresh_pg_database(admin, template=request.getfixturevalue("pg_schema_template")) as url:
+        yield from build(url)
 
 
 def signed_tree(log: Log) -> tuple[int, bytes]:
@@ -143,9 +187,12 @@ def test_leaf_hashes_rebuild_every_published_root(log: Log) -> None:
     for size in PUBLISHED:  # each published root is a prefix of the signed latest
         root = merkle.root_from_leaf_hashes(hashes[:size])
         if size < PUBLISHED[-1]:
-            proof = [b64(h) for h in log.client.get(
-                f"{LOG}/proofs/consistency", params={"first": size}
-            ).json()["path"]]
+            proof = [
+                b64(h)
+                for h in log.client.get(f"{LOG}/proofs/consistency", params={"first": size}).json()[
+                    "path"
+                ]
+            ]
             merkle.verify_consistency(size, PUBLISHED[-1], root, latest_root, proof)
 
 
@@ -164,7 +211,8 @@ def test_leaf_hashes_rebuild_every_published_root(log: Log) -> None:
         ("start=0&end=1.5", "request.invalid"),
     ],
 )
-def test_leaf_hashes_bad_ranges(log: Log, query: str, code: str) -> None:
+def test_leaf_hashes_bad_ranges(shared_log: Log, query: str, code: str) -> None:
+    log = shared_log
     assert_problem(log.client.get(f"{LOG}/leaf-hashes?{query}"), 400, code)
 
 
@@ -235,7 +283,8 @@ def test_tokens_are_stored_only_as_digests(log: Log) -> None:
         ("0x1", 400, "request.invalid"),
     ],
 )
-def test_entry_bad_indexes(log: Log, path: str, status: int, code: str) -> None:
+def test_entry_bad_indexes(shared_log: Log, path: str, status: int, code: str) -> None:
+    log = shared_log
     assert_problem(log.client.get(f"{LOG}/entries/{path}"), status, code)
 
 
@@ -300,7 +349,8 @@ def test_inclusion_proof_fails_on_a_tampered_path(log: Log) -> None:
         ("index=" + "9" * 3000, "request.invalid"),
     ],
 )
-def test_inclusion_bad_params(log: Log, query: str, code: str) -> None:
+def test_inclusion_bad_params(shared_log: Log, query: str, code: str) -> None:
+    log = shared_log
     assert_problem(log.client.get(f"{LOG}/proofs/inclusion?{query}"), 400, code)
 
 
@@ -344,7 +394,8 @@ def test_consistency_proofs_verify_between_published_sizes(log: Log) -> None:
         ("first=2&second=99999999999999999999999", "request.invalid"),
     ],
 )
-def test_consistency_bad_params(log: Log, query: str, code: str) -> None:
+def test_consistency_bad_params(shared_log: Log, query: str, code: str) -> None:
+    log = shared_log
     assert_problem(log.client.get(f"{LOG}/proofs/consistency?{query}"), 400, code)
 
 
@@ -512,8 +563,9 @@ def test_group_committer_runs_for_the_app_lifetime(
     assert api_app.state.committer is None
 
 
-def test_create_app_refuses_an_uninitialised_home(settings_factory: Callable[..., Settings],
-                                                  tmp_path: Any) -> None:
+def test_create_app_refuses_an_uninitialised_home(
+    settings_factory: Callable[..., Settings], tmp_path: Any
+) -> None:
     with pytest.raises(ConfigurationError):
         create_app(settings_factory(home=tmp_path / "empty"))
 
