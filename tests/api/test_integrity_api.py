@@ -30,6 +30,7 @@ from records_fixtures import (
     assert_problem,
     batch,
     resident_id,
+    shared_world_fixture,  # noqa: F401 - the ``shared_world`` fixture
     world_fixture,  # noqa: F401 - the ``world`` fixture
 )
 
@@ -117,8 +118,9 @@ def test_json_endpoints_refuse_other_media_types(world: World, content_type: str
     ],
 )
 def test_resolve_refuses_names_with_control_bidi_or_unassigned_characters(
-    world: World, name: str
+    shared_world: World, name: str
 ) -> None:
+    world = shared_world  # refusals only: one world per module and engine
     a = world.inst["INS-A"]
     doc = {"name": name, "id_type": "resident_id", "id_number": resident_id(7)}
     before = world.counts()["learners"]
