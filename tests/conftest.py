@@ -189,6 +189,38 @@ def bank(settings: Settings, clock: FixedClock) -> Iterator[Bank]:
         b.close()
 
 
+def module_bank(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    validate_records: bool = False,
+) -> Iterator[Bank]:
+    """For a module-scoped fixture parametrized ``sqlite``/``pg`` (``request.param``): an
+    initialised bank like :func:`bank`'s, built once for the module. Only for tests that write
+    nothing (refusal tables)."""
+    home = tmp_path_factory.mktemp("module-bank") / "home"
+
+    def build(url: str | None) -> Iterator[Bank]:
+        settings = Settings(
+            home=home, database_url=url, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL"
+        )
+        with_sqlite_schema(settings)
+        b = init_home(settings, clock=FixedClock(T0), validate_records=validate_records)
+        try:
+            yield b
+        finally:
+            b.close()
+
+    if request.param == "sqlite":
+        yield from build(None)
+        return
+    admin = os.environ.get(PG_ENV, "")
+    if not admin:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
+    with fresh_pg_database(admin, template=request.getfixturevalue("pg_schema_template")) as url:
+        yield from build(url)
+
+
 # -- institutions and records ---------------------------------------------------------------
 def name_commitment(name: str = TEST_NAME, salt: bytes = TEST_SALT) -> str:
     """docs/formats/entries.md: base64(SHA-256(salt || UTF-8(NFC(name))))."""

@@ -34,15 +34,33 @@ T = format_time(datetime(2025, 3, 1, 8, 0, 0, tzinfo=UTC))
 FIELDS = {"index", "type", "issuer", "key_id", "at", "on_behalf_of", "leaf_hash"}
 
 
-@pytest.fixture
-def client(bank: Bank, institution: Institution) -> Iterator[TestClient]:
+def _fill(bank: Bank, institution: Institution) -> None:
     bank.ledger.append(institution.records(4), publish=True)
     bank.ledger.append(
         [institution.record(9, on_behalf_of="INS-WARD", record_id="R-W9")], publish=True
     )
     bank.ledger.append(institution.records(2, start=20), publish=False)  # not yet published
+
+
+@pytest.fixture
+def client(bank: Bank, institution: Institution) -> Iterator[TestClient]:
+    _fill(bank, institution)
     with TestClient(create_app(bank.settings, bank=bank)) as c:
         yield c
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def shared_client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """:func:`client`'s log built once per module and engine, for the bounds tables (every
+    answer a refusal, nothing written)."""
+    from conftest import module_bank, register_institution_in
+
+    for bank in module_bank(request, tmp_path_factory):
+        _fill(bank, register_institution_in(bank))
+        with TestClient(create_app(bank.settings, bank=bank)) as c:
+            yield c
 
 
 def _get(client: TestClient, start: int, end: int) -> Any:
@@ -89,8 +107,9 @@ def test_envelopes_are_public_metadata_that_match_the_entries(
     ],
 )
 def test_envelope_ranges_are_bounded(
-    client: TestClient, start: int, end: int, status: int, code: str
+    shared_client: TestClient, start: int, end: int, status: int, code: str
 ) -> None:
+    client = shared_client
     resp = _get(client, start, end)
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
@@ -168,7 +187,8 @@ def test_entry_batch_decides_as_the_single_entry_endpoint(
         ({}, "request.invalid"),
     ],
 )
-def test_entry_batch_bounds(client: TestClient, params: dict[str, Any], code: str) -> None:
+def test_entry_batch_bounds(shared_client: TestClient, params: dict[str, Any], code: str) -> None:
+    client = shared_client
     resp = client.get(BATCH, params=params)
     assert resp.status_code == 400, resp.text
     assert resp.json()["code"] == code
