@@ -9,10 +9,10 @@ erasing a learner leaves every entry and proof valid.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -30,6 +30,8 @@ from creditbank.service.records import (
 from creditbank.storage import documents_repo, token_repo
 from creditbank.storage import records_repo as rr
 from creditbank.storage.engine import IMMEDIATE
+
+_T = TypeVar("_T")
 
 LEARNER_ID_RE: Final = re.compile(r"LRN-[0-9A-Z]{16,32}")
 #: largest body of the small JSON requests (learner resolution)
@@ -82,23 +84,38 @@ def resolve(
         StorageError: if the database is unavailable.
     """
     pepper = bank.pepper
+    return _resolving(
+        bank,
+        "resolve learner",
+        lambda conn: resolve_learner(
+            conn,
+            pepper=pepper,
+            now=now_text(bank.clock),
+            name=name,
+            doc_type=doc_type,
+            number=number,
+            nationality=nationality,
+        ),
+    )
+
+
+def _resolving(bank: Bank, what: str, work: Callable[[Connection], _T]) -> _T:
+    """``work`` in one write transaction, run once more when it loses the race to a concurrent
+    first resolution of the same person (a unique key taken meanwhile).
+
+    Raises:
+        StorageError: ``cannot {what}: …`` if the database is unavailable or the race is lost
+            twice.
+    """
     for attempt in range(2):
         try:
             with _write_transaction(bank) as conn:
-                return resolve_learner(
-                    conn,
-                    pepper=pepper,
-                    now=now_text(bank.clock),
-                    name=name,
-                    doc_type=doc_type,
-                    number=number,
-                    nationality=nationality,
-                )
+                return work(conn)
         except IntegrityError as e:  # a concurrent first resolution of the same person
             if attempt:
-                raise StorageError("cannot resolve learner: concurrent update") from e
+                raise StorageError(f"cannot {what}: concurrent update") from e
         except SQLAlchemyError as e:
-            raise StorageError(f"cannot resolve learner: {type(e).__name__}") from e
+            raise StorageError(f"cannot {what}: {type(e).__name__}") from e
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -128,35 +145,30 @@ def resolve_batch(
     if len(queries) > MAX_RESOLVE_BATCH:
         raise TooLargeError(f"{len(queries)} learners in one request; at most {MAX_RESOLVE_BATCH}")
     pepper = bank.pepper
-    for attempt in range(2):
-        try:
-            with _write_transaction(bank) as conn:
-                now = now_text(bank.clock)
-                out: list[ResolvedLearner | InvalidInputError] = []
-                for q in queries:
-                    try:
-                        out.append(
-                            resolve_learner(
-                                conn,
-                                pepper=pepper,
-                                now=now,
-                                name=q.name,
-                                doc_type=q.doc_type,
-                                number=q.number,
-                                nationality=q.nationality,
-                            )
-                        )
-                    except InvalidInputError as e:
-                        if not e.code.startswith("identity."):
-                            raise
-                        out.append(e)  # refused before anything was written for it
-                return out
-        except IntegrityError as e:  # a concurrent first resolution of the same person
-            if attempt:
-                raise StorageError("cannot resolve learners: concurrent update") from e
-        except SQLAlchemyError as e:
-            raise StorageError(f"cannot resolve learners: {type(e).__name__}") from e
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def resolve_all(conn: Connection) -> list[ResolvedLearner | InvalidInputError]:
+        now = now_text(bank.clock)
+        out: list[ResolvedLearner | InvalidInputError] = []
+        for q in queries:
+            try:
+                out.append(
+                    resolve_learner(
+                        conn,
+                        pepper=pepper,
+                        now=now,
+                        name=q.name,
+                        doc_type=q.doc_type,
+                        number=q.number,
+                        nationality=q.nationality,
+                    )
+                )
+            except InvalidInputError as e:
+                if not e.code.startswith("identity."):
+                    raise
+                out.append(e)  # refused before anything was written for it
+        return out
+
+    return _resolving(bank, "resolve learners", resolve_all)
 
 
 def erase(bank: Bank, learner_id: str) -> int:
