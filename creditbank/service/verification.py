@@ -49,6 +49,7 @@ import asyncio
 import hmac
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -58,7 +59,7 @@ from creditbank.core.credentials.verify import Check
 from creditbank.core.entries import format_time
 from creditbank.errors import StorageError
 from creditbank.service.bank import Bank
-from creditbank.service.share_codes import code_state, hash_code
+from creditbank.service.share_codes import CodeState, code_state, hash_code
 from creditbank.service.verification_cache import LIVE_TTL
 from creditbank.service.verification_checks import (
     MAX_UPLOAD_BYTES,
@@ -108,6 +109,14 @@ __all__ = [
 _FAST_ERRORS: Final[tuple[type[Exception], ...]] = (SQLAlchemyError, *UNAVAILABLE)
 
 
+def _matched_state(row: Any, wanted: bytes, now: datetime) -> CodeState | None:
+    """The state at ``now`` of the code row looked up by hash ``wanted``; None when there is
+    no row or its stored hash is not ``wanted`` (compared in constant time)."""
+    if row is None or not hmac.compare_digest(bytes(row.code_hash), wanted):
+        return None
+    return code_state(row, now)
+
+
 class Verifier(UploadVerifier):
     """Verifies documents against one bank; thread-safe; caches what is immutable.
 
@@ -148,8 +157,7 @@ class Verifier(UploadVerifier):
             try:
                 with self.bank.engine.begin() as conn:
                     row = repo.share_code_by_hash(conn, wanted)
-                    found = row is not None and hmac.compare_digest(bytes(row.code_hash), wanted)
-                    state = code_state(row, now) if found else None
+                    state = _matched_state(row, wanted, now)
                     if state == "valid":
                         if count:
                             if conn.dialect.name == "postgresql":
@@ -163,7 +171,7 @@ class Verifier(UploadVerifier):
                                 causes = repo.status_causes_of(conn, str(doc.doc_id))
             except SQLAlchemyError as e:
                 raise storage_error(e) from e
-        return self._code_report(code, row if found else None, state, doc, causes, timer)
+        return self._code_report(code, row, state, doc, causes, timer)
 
     def _code_report(
         self,
@@ -174,8 +182,8 @@ class Verifier(UploadVerifier):
         causes: list[repo.StatusCause],
         timer: PhaseTimer,
     ) -> VerificationReport:
-        """The report of a looked-up code (``row`` None: no such code)."""
-        if row is None:
+        """The report of a looked-up code (``state`` None: no such code)."""
+        if row is None or state is None:
             return make_report(
                 [Check("code", False, "no such verification code")], NOT_FOUND, timer.timings
             )
@@ -225,8 +233,7 @@ class Verifier(UploadVerifier):
             now = self.bank.clock.now()
             try:
                 row = reads.share_code(wanted)
-                found = row is not None and hmac.compare_digest(row.code_hash, wanted)
-                state = code_state(row, now) if found else None
+                state = _matched_state(row, wanted, now)
                 if state == "valid" and row is not None:
                     with timer("document"):
                         doc = self._docs.get(row.doc_id)
@@ -241,7 +248,7 @@ class Verifier(UploadVerifier):
                 raise StorageError(f"the bank's database is unavailable: {e}") from e
         if state == "valid":
             self.counts.add(wanted, format_time(now))
-        return self._code_report(code, row if found else None, state, doc, causes, timer)
+        return self._code_report(code, row, state, doc, causes, timer)
 
     async def aby_code_fast(self, text: str) -> VerificationReport | None:
         """:meth:`by_code_fast` for an event loop: on PostgreSQL the code's row and its
@@ -270,8 +277,7 @@ class Verifier(UploadVerifier):
                 row, causes = await areads.code_and_causes(wanted)
             except _FAST_ERRORS as e:
                 raise StorageError(f"the bank's database is unavailable: {e}") from e
-            found = row is not None and hmac.compare_digest(row.code_hash, wanted)
-            state = code_state(row, now) if found else None
+            state = _matched_state(row, wanted, now)
             if state == "valid" and row is not None:
                 doc = self._docs.get(row.doc_id)
                 if doc is None or not self._is_warm(doc):
@@ -280,9 +286,7 @@ class Verifier(UploadVerifier):
                     await asyncio.to_thread(self._refresh_live)
         if state == "valid":
             self.counts.add(wanted, format_time(now))
-        return self._code_report(
-            code, row if found else None, state, doc, causes if doc is not None else [], timer
-        )
+        return self._code_report(code, row, state, doc, causes if doc is not None else [], timer)
 
     def _async_reads(self) -> AsyncVerifyReads | None:
         if self.bank.engine.dialect.name != "postgresql":
