@@ -151,9 +151,7 @@ class Verifier(UploadVerifier):
         doc: Any = None
         causes: list[repo.StatusCause] = []
         with timer("code"):
-            code = normalize_code(text)
-            wanted = hash_code(code)
-            now = self.bank.clock.now()
+            code, wanted, now = self._lookup_of(text)
             try:
                 with self.bank.engine.begin() as conn:
                     row = repo.share_code_by_hash(conn, wanted)
@@ -172,6 +170,15 @@ class Verifier(UploadVerifier):
             except SQLAlchemyError as e:
                 raise storage_error(e) from e
         return self._code_report(code, row, state, doc, causes, timer)
+
+    def _lookup_of(self, text: str) -> tuple[str, bytes, datetime]:
+        """A typed code normalised, the hash it is stored under, and the time it is judged at.
+
+        Raises:
+            InvalidInputError: ``code.malformed`` when ``text`` is not a verification code.
+        """
+        code = normalize_code(text)
+        return code, hash_code(code), self.bank.clock.now()
 
     def _code_report(
         self,
@@ -228,9 +235,7 @@ class Verifier(UploadVerifier):
         doc: Any = None
         causes: list[repo.StatusCause] = []
         with timer("code"):
-            code = normalize_code(text)
-            wanted = hash_code(code)
-            now = self.bank.clock.now()
+            code, wanted, now = self._lookup_of(text)
             try:
                 row = reads.share_code(wanted)
                 state = _matched_state(row, wanted, now)
@@ -270,9 +275,7 @@ class Verifier(UploadVerifier):
         timer = PhaseTimer()
         doc: Any = None
         with timer("code"):
-            code = normalize_code(text)
-            wanted = hash_code(code)
-            now = self.bank.clock.now()
+            code, wanted, now = self._lookup_of(text)
             try:
                 row, causes = await areads.code_and_causes(wanted)
             except _FAST_ERRORS as e:
