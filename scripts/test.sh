@@ -19,4 +19,4 @@ echo "== ruff"; .venv/bin/ruff check creditbank tests bench
 echo "== mypy"; .venv/bin/mypy creditbank
 echo "== import-linter"; .venv/bin/lint-imports
 echo "== pytest"
-.venv/bin/pytest -q -n 2 --dist loadfile "$@"
+.venv/bin/pytest -q -n 2 --dist loadfile --durations=20 "$@"
