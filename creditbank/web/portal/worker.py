@@ -21,6 +21,7 @@ from creditbank.errors import (
 from creditbank.service import conversion, issuance, share_codes
 from creditbank.service.accounts import Account
 from creditbank.service.record_views import catalogue_names, learner_record_views
+from creditbank.service.verification import app_verifier
 from creditbank.web.portal.auth import form_fields
 from creditbank.web.portal.common import (
     SESSION_COOKIE,
@@ -330,6 +331,9 @@ async def download_json(request: Request, doc_id: str, account: WorkerDep) -> Re
 # -- share codes ----------------------------------------------------------------------------------
 def _codes_context(request: Request, learner_id: str) -> dict[str, Any]:
     bank = get_bank(request)
+    # the verifications this process has buffered are written first, so the holder sees a
+    # scan made a moment ago (other processes write theirs within a second)
+    app_verifier(request).counts.flush()
     return {
         "codes": share_codes.list_share_codes(bank, learner_id),
         "documents": [
