@@ -130,18 +130,30 @@ def pg_schema_template() -> Iterator[str]:
         yield str(make_url(url).database)
 
 
-@pytest.fixture
-def database_url(engine_kind: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None for SQLite (the home's own file), or the URL of a fresh PostgreSQL database
-    (holding the migrated schema only: see :func:`pg_schema_template`)."""
-    if engine_kind == "sqlite":
+@contextmanager
+def engine_database(
+    engine: str, request: pytest.FixtureRequest, *, template: bool = True
+) -> Iterator[str | None]:
+    """The database of one engine case: None for ``sqlite`` (the home's own file); for ``pg``
+    the URL of a fresh PostgreSQL database, a copy of :func:`pg_schema_template` (the migrated
+    schema only) unless ``template`` is False, dropped afterwards. The ``pg`` case skips
+    without ``CREDITBANK_TEST_PG_URL``."""
+    if engine == "sqlite":
         yield None
         return
     admin = os.environ.get(PG_ENV, "")
     if not admin:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    template = request.getfixturevalue("pg_schema_template")
-    with fresh_pg_database(admin, template=template) as url:
+    copied = request.getfixturevalue("pg_schema_template") if template else None
+    with fresh_pg_database(admin, template=copied) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(engine_kind: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite (the home's own file), or the URL of a fresh PostgreSQL database
+    (holding the migrated schema only: see :func:`pg_schema_template`)."""
+    with engine_database(engine_kind, request) as url:
         yield url
 
 
@@ -211,13 +223,7 @@ def module_bank(
         finally:
             b.close()
 
-    if request.param == "sqlite":
-        yield from build(None)
-        return
-    admin = os.environ.get(PG_ENV, "")
-    if not admin:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    with fresh_pg_database(admin, template=request.getfixturevalue("pg_schema_template")) as url:
+    with engine_database(request.param, request) as url:
         yield from build(url)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -317,17 +316,11 @@ def shared_world_fixture(
 ) -> Iterator[World]:
     """:func:`world_fixture` built once per module and engine, for tests that write nothing
     (each asserts so): refusals. Never use it for a test that appends or changes state."""
-    from conftest import PG_ENV, fresh_pg_database
+    from conftest import engine_database
 
     home = tmp_path_factory.mktemp("shared-world") / "home"
-    if request.param == "sqlite":
-        settings = Settings(home=home, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL")
-        yield from make_world(settings, FixedClock(NOW))
-        return
-    admin = os.environ.get(PG_ENV, "")
-    if not admin:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    template = request.getfixturevalue("pg_schema_template")
-    with fresh_pg_database(admin, template=template) as url:
-        settings = Settings(home=home, database_url=url, checkpoint_interval=3600.0)
+    with engine_database(request.param, request) as url:
+        settings = Settings(
+            home=home, database_url=url, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL"
+        )
         yield from make_world(settings, FixedClock(NOW))

@@ -7,7 +7,6 @@ that are themselves checked against the signed checkpoint, verified with ``/log/
 from __future__ import annotations
 
 import base64
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -106,7 +105,7 @@ def shared_log(
 ) -> Iterator[Log]:
     """:func:`log` built once per module and engine, for the bad-parameter tables: tests that
     only read (every answer here is a refusal)."""
-    from conftest import PG_ENV, T0, fresh_pg_database, register_institution_in
+    from conftest import T0, engine_database, register_institution_in
     from schema_template import with_sqlite_schema
 
     from creditbank.core.entries import format_time
@@ -131,13 +130,7 @@ def shared_log(
         finally:
             bank.close()
 
-    if request.param == "sqlite":
-        yield from build(None)
-        return
-    admin = os.environ.get(PG_ENV, "")
-    if not admin:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    with fresh_pg_database(admin, template=request.getfixturevalue("pg_schema_template")) as url:
+    with engine_database(request.param, request) as url:
         yield from build(url)
 
 

@@ -7,13 +7,12 @@ grant, and a transcript revoked by its holder or by the bank show REVOKED throug
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import PG_ENV, fresh_pg_database
+from conftest import engine_database
 from sqlalchemy import func, select
 from starlette.exceptions import StarletteDeprecationWarning
 from verify_world import World, build_world
@@ -40,13 +39,7 @@ def world(
 ) -> Iterator[World]:
     """The verification world on SQLite and (with CREDITBANK_TEST_PG_URL) PostgreSQL."""
     home = tmp_path_factory.mktemp("verify-api") / "home"
-    if request.param == "sqlite":
-        yield from build_world(home)
-        return
-    admin = os.environ.get(PG_ENV, "")
-    if not admin:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV}")
-    with fresh_pg_database(admin) as url:
+    with engine_database(request.param, request, template=False) as url:
         yield from build_world(home, database_url=url)
 
 

@@ -16,7 +16,6 @@ upload (``posted_by`` = the learner), which the bank posts and signs (``claimed_
 from __future__ import annotations
 
 import json
-import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -158,21 +157,14 @@ def imported_once(
     """The sample imported once per module and engine, for the tests that only read it
     (counts, chains, signatures, order); a test that writes or moves the clock takes
     ``imported``."""
-    from conftest import PG_ENV, fresh_pg_database
+    from conftest import engine_database
 
     home = tmp_path_factory.mktemp("imported") / "home"
-    if request.param == "sqlite":
+    with engine_database(request.param, request) as url:
         yield from import_into(
-            lambda: Settings(home=home, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL")
-        )
-        return
-    admin = os.environ.get(PG_ENV, "")
-    if not admin:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
-    template = request.getfixturevalue("pg_schema_template")
-    with fresh_pg_database(admin, template=template) as url:
-        yield from import_into(
-            lambda: Settings(home=home, database_url=url, checkpoint_interval=3600.0)
+            lambda: Settings(
+                home=home, database_url=url, checkpoint_interval=3600.0, sqlite_synchronous="NORMAL"
+            )
         )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from typing import Any
 
 import pypdf
 import pytest
-from conftest import PG_ENV, fresh_pg_database
+from conftest import engine_database
 from sqlalchemy import event, select
 from starlette.exceptions import StarletteDeprecationWarning
 from verify_world import World, build_world
@@ -51,13 +50,7 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     home = tmp_path_factory.mktemp("verify-serving") / "home"
-    if request.param == "sqlite":
-        yield from build_world(home)
-        return
-    admin = os.environ.get(PG_ENV, "")
-    if not admin:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV}")
-    with fresh_pg_database(admin) as url:
+    with engine_database(request.param, request, template=False) as url:
         yield from build_world(home, database_url=url)
 
 
